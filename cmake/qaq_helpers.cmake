@@ -1,0 +1,31 @@
+# Warning set and test helper shared by every target.
+
+function(qaq_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wvla -Wnon-virtual-dtor)
+  if(QAQ_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(QAQ_NATIVE)
+    target_compile_options(${target} PRIVATE -march=native)
+  endif()
+  if(QAQ_SANITIZE)
+    string(REPLACE ";" "," san "${QAQ_SANITIZE}")
+    target_compile_options(${target} PRIVATE -fsanitize=${san} -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=${san})
+  endif()
+endfunction()
+
+# qaq_add_test(NAME SRCS a.cc b.cc LABELS unit)
+# One GoogleTest binary per module; every test case becomes a CTest test with the labels given.
+function(qaq_add_test name)
+  if(NOT QAQ_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SRCS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE qaq qaq_test_support GTest::gtest GTest::gmock GTest::gtest_main
+                        nlohmann_json::nlohmann_json OpenMP::OpenMP_CXX)
+  qaq_set_warnings(${name})
+  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}" DISCOVERY_TIMEOUT 60)
+endfunction()
