@@ -20,7 +20,8 @@ std::int64_t FloatCount(const Dims& d) {
   const std::int64_t head = d.dim / d.heads, kv = std::int64_t{d.kv_heads} * head;
   const std::int64_t vocab = d.vocab < 0 ? -std::int64_t{d.vocab} : d.vocab;
   std::int64_t n = vocab * d.dim;
-  n += std::int64_t{d.layers} * (2 * d.dim + 2 * d.dim * d.dim + 2 * kv * d.dim + 3 * d.hidden * d.dim);
+  n += std::int64_t{d.layers} *
+       (2 * d.dim + 2 * d.dim * d.dim + 2 * kv * d.dim + 3 * d.hidden * d.dim);
   n += d.dim + std::int64_t{d.seq} * head;
   if (d.vocab < 0) n += vocab * d.dim;
   return n;
@@ -170,7 +171,8 @@ TEST(Llama2cReaderTest, AbsurdDimensionsAreRejected) {
     auto model = LoadBytes(Checkpoint(c.dims, 64));
     ExpectError(model, StatusCode::kDataLoss, c.fragment);
     if (!model.ok()) {
-      EXPECT_NE(model.status().message().find("not a valid llama2.c checkpoint"), std::string::npos);
+      EXPECT_NE(model.status().message().find("not a valid llama2.c checkpoint"),
+                std::string::npos);
     }
   }
 }

@@ -73,10 +73,8 @@ Status ValidateWeights(const ModelConfig& c, const ModelWeights& w) {
     QAQ_RETURN_IF_ERROR(CheckShape(lw.wv, LayerTensorName(l, "attn_v"), kv_dim, c.dim));
     QAQ_RETURN_IF_ERROR(CheckShape(lw.wo, LayerTensorName(l, "attn_output"), c.dim, q_dim));
     QAQ_RETURN_IF_ERROR(CheckShape(lw.ffn_norm, LayerTensorName(l, "ffn_norm"), 1, c.dim));
-    QAQ_RETURN_IF_ERROR(
-        CheckShape(lw.w_gate, LayerTensorName(l, "ffn_gate"), c.hidden_dim, c.dim));
-    QAQ_RETURN_IF_ERROR(
-        CheckShape(lw.w_down, LayerTensorName(l, "ffn_down"), c.dim, c.hidden_dim));
+    QAQ_RETURN_IF_ERROR(CheckShape(lw.w_gate, LayerTensorName(l, "ffn_gate"), c.hidden_dim, c.dim));
+    QAQ_RETURN_IF_ERROR(CheckShape(lw.w_down, LayerTensorName(l, "ffn_down"), c.dim, c.hidden_dim));
     QAQ_RETURN_IF_ERROR(CheckShape(lw.w_up, LayerTensorName(l, "ffn_up"), c.hidden_dim, c.dim));
   }
   QAQ_RETURN_IF_ERROR(CheckShape(w.output_norm, "output_norm.weight", 1, c.dim));

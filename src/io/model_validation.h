@@ -12,7 +12,7 @@
 namespace qaq::internal {
 
 // Upper bounds far above any real LLaMA model; they keep every size product inside 64 bits.
-inline constexpr std::int64_t kMaxWidth = 1 << 20;        // dim, hidden_dim
+inline constexpr std::int64_t kMaxWidth = 1 << 20;  // dim, hidden_dim
 inline constexpr std::int64_t kMaxLayers = 4096;
 inline constexpr std::int64_t kMaxHeads = 4096;
 inline constexpr std::int64_t kMaxVocab = 1 << 24;

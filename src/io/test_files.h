@@ -15,8 +15,8 @@ namespace qaq::test {
 // A path in the test temp folder, unique per test case: "<tmp>/<suite>.<test>.<suffix>".
 inline std::string TempPath(std::string_view suffix) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string leaf = std::string(info->test_suite_name()) + "." + info->name() + "." +
-                     std::string(suffix);
+  std::string leaf =
+      std::string(info->test_suite_name()) + "." + info->name() + "." + std::string(suffix);
   for (char& ch : leaf) {
     if (ch == '/') ch = '_';  // parameterized test names contain '/'
   }
@@ -27,7 +27,8 @@ inline std::string TempPath(std::string_view suffix) {
 
 inline void WriteFile(const std::string& path, const std::vector<std::uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 // Little-endian byte sink for building files.
@@ -35,9 +36,9 @@ class ByteWriter {
  public:
   template <typename T>
   void Put(T value) {
-    std::uint8_t raw[sizeof(T)];
-    std::memcpy(raw, &value, sizeof(T));
-    bytes_.insert(bytes_.end(), raw, raw + sizeof(T));
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + sizeof(T));
+    std::memcpy(bytes_.data() + at, &value, sizeof(T));
   }
   void PutBytes(std::string_view s) { bytes_.insert(bytes_.end(), s.begin(), s.end()); }
   std::vector<std::uint8_t>& bytes() { return bytes_; }

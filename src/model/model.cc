@@ -3,6 +3,7 @@
 #include <cstring>
 #include <utility>
 
+#include "io/gguf_model.h"
 #include "io/llama2c_reader.h"
 #include "io/mmap_file.h"
 
@@ -10,10 +11,14 @@ namespace qaq {
 
 const char* TensorTypeName(TensorType type) {
   switch (type) {
-    case TensorType::kF32: return "f32";
-    case TensorType::kF16: return "f16";
-    case TensorType::kBF16: return "bf16";
-    case TensorType::kQ8_0: return "q8_0";
+    case TensorType::kF32:
+      return "f32";
+    case TensorType::kF16:
+      return "f16";
+    case TensorType::kBF16:
+      return "bf16";
+    case TensorType::kQ8_0:
+      return "q8_0";
   }
   return "unknown";
 }
@@ -44,10 +49,9 @@ StatusOr<Model> LoadModel(const std::string& path) {
   QAQ_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path));
   // GGUF files start with the magic "GGUF"; llama2.c checkpoints have no magic (their header is
   // validated instead).
-  if (file->size() >= 4 && std::memcmp(file->data(), "GGUF", 4) == 0) {
-    return UnimplementedError("'{}': GGUF files are not supported yet", path);
-  }
-  StatusOr<Model> model = internal::ReadLlama2cModel(std::move(file));
+  const bool gguf = file->size() >= 4 && std::memcmp(file->data(), "GGUF", 4) == 0;
+  StatusOr<Model> model =
+      gguf ? internal::ReadGgufModel(std::move(file)) : internal::ReadLlama2cModel(std::move(file));
   if (!model.ok()) return model.status().WithContext(fmt::format("'{}'", path));
   return model;
 }

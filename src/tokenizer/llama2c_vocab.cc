@@ -44,7 +44,8 @@ StatusOr<Vocabulary> ParseLlama2cVocabulary(std::span<const std::uint8_t> bytes,
   v.unk_id = 0;
   v.add_dummy_prefix = true;
   const bool read_to_end = vocab_size <= 0;
-  while (read_to_end ? pos < bytes.size() : v.pieces.size() < static_cast<std::size_t>(vocab_size)) {
+  while (read_to_end ? pos < bytes.size()
+                     : v.pieces.size() < static_cast<std::size_t>(vocab_size)) {
     const std::size_t id = v.pieces.size();
     if (bytes.size() - pos < 8) {
       return DataLossError("tokenizer ends inside token {} (expected {} tokens)", id,

@@ -17,13 +17,13 @@ StatusOr<Tokenizer> LoadTokenizer(const Model& model, const std::string& tokeniz
 
   // llama2.c checkpoints keep the vocabulary in a separate file, usually beside the model.
   const std::filesystem::path dir = std::filesystem::path(model.path()).parent_path();
-  for (const std::string& name : {"tok" + std::to_string(vocab_size) + ".bin",
-                                 std::string("tokenizer.bin")}) {
+  for (const std::string& name :
+       {"tok" + std::to_string(vocab_size) + ".bin", std::string("tokenizer.bin")}) {
     const std::filesystem::path candidate = dir / name;
     std::error_code ec;
     if (!std::filesystem::is_regular_file(candidate, ec)) continue;
-    QAQ_ASSIGN_OR_RETURN(Vocabulary v, internal::ReadLlama2cVocabulary(candidate.string(),
-                                                                       vocab_size));
+    QAQ_ASSIGN_OR_RETURN(Vocabulary v,
+                         internal::ReadLlama2cVocabulary(candidate.string(), vocab_size));
     return Tokenizer(std::move(v));
   }
   return NotFoundError(

@@ -45,7 +45,8 @@ std::vector<int> ReferenceEncode(const Vocabulary& v, const std::string& text, b
     const auto c = static_cast<unsigned char>(text[i]);
     if ((c & 0xC0) != 0x80) buf.clear();
     buf.push_back(static_cast<char>(c));
-    const bool cont = i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
+    const bool cont =
+        i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80;
     if (cont && buf.size() < 4) continue;
     const int id = lookup(buf);
     if (id != -1) {
@@ -197,8 +198,8 @@ TEST_F(Tok512Test, MatchesReferenceEncoderOnRandomText) {
 TEST(TokenizerTest, MatchesReferenceEncoderWithManyTies) {
   // Every piece of up to 3 letters from {a, b} scores the same: only the leftmost rule decides.
   std::vector<std::pair<std::string, float>> pieces;
-  for (const char* p : {"a", "b", "aa", "ab", "ba", "bb", "aab", "aba", "abb", "baa", "bab", "bba",
-                        "aaa", "bbb"}) {
+  for (const char* p :
+       {"a", "b", "aa", "ab", "ba", "bb", "aab", "aba", "abb", "baa", "bab", "bba", "aaa", "bbb"}) {
     pieces.emplace_back(p, std::string(p).size() == 3 ? -1.0f : -2.0f);
   }
   Vocabulary v = SmallVocab(pieces);

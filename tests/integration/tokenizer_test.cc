@@ -1,4 +1,6 @@
 // The tokenizer on the real stories260K vocabulary, against run.c's recorded outputs.
+#include "qaq/tokenizer.h"
+
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -10,7 +12,6 @@
 
 #include "io/test_files.h"
 #include "qaq/model.h"
-#include "qaq/tokenizer.h"
 #include "test_support.h"
 
 namespace qaq {
