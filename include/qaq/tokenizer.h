@@ -5,8 +5,11 @@
 // a space, merges pairs by score, and falls back to byte tokens <0xNN> for unknown characters.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "qaq/model.h"
@@ -34,8 +37,19 @@ class Tokenizer {
   const Vocabulary& vocabulary() const { return vocabulary_; }
 
  private:
+  // Heterogeneous lookup: Encode probes with string_views, no copy per probe.
+  struct PieceHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  // Id of `piece`, or -1. The first id wins when a vocabulary repeats a piece.
+  int Lookup(std::string_view piece) const;
+
   Vocabulary vocabulary_;
-  // (implementation may add lookup tables here)
+  std::unordered_map<std::string, int, PieceHash, std::equal_to<>> piece_to_id_;
+  std::array<int, 256> byte_to_id_{};  // id of "<0xNN>", or unk_id when the vocabulary lacks it
+  std::vector<int> id_to_byte_;        // byte value of a byte token, -1 for other tokens
 };
 
 // The tokenizer for `model`: its embedded vocabulary (GGUF), or the llama2.c tokenizer file at
