@@ -8,7 +8,7 @@
 //   qaq                            QAQ-method.md: per-token widths from attention, re-quantized
 //                                  every step
 //   options: keys=token|channel:G, prerope, outliers=A, residual=R (kivi), and for qaq:
-//     key_error=S, value_error=X, window=N, bits=MIN:MAX, granularity=head|layer|token,
+//     key_error=S, value_error=X, window=N, bits=MIN:MAX, granularity=auto|head|layer|token, key_bits=B,
 //     formula=paper|authors, tier=ram|disk|none, tier_dir=DIR, calib=FILE, ratio=R, kv_bits=B
 //
 //   auto config = qaq::ParseKvCacheSpec("qaq,window=5,bits=0:4,keys=channel:64,prerope");
@@ -64,6 +64,11 @@ struct KvCacheConfig {
   int bits_min = 0;            // B_min..B_max: 0 <= MIN <= MAX <= 8, or 16:16 (every token fp16)
   int bits_max = 8;
   Granularity granularity = Granularity::kHead;
+  // granularity=auto (the default): the finest level whose groups hold at least
+  // kAutoGranularityValues values (head on models with head_dim >= 64), so that the two fp16
+  // metadata values of a group stay a small part of it.
+  bool auto_granularity = true;
+  int key_bits_fixed = -1;     // qaq key_bits=B: every key group at B bits (0..8), values by QAQ
   BitsFormula formula = BitsFormula::kPaper;
   FullPrecisionTier tier = FullPrecisionTier::kRam;
   std::string tier_dir;          // disk tier: folder of the memory-mapped file ("": TMPDIR or /tmp)
@@ -73,6 +78,11 @@ struct KvCacheConfig {
   // compression ratio (every byte counted, against fp16). 0: off.
   double target_ratio = 0.0;
 };
+
+inline constexpr int kAutoGranularityValues = 64;
+
+// The granularity `auto` picks for a cache shape.
+Granularity AutoGranularity(const KvCacheShape& shape);
 
 // The defaults the qaq backend uses when key_error / value_error are 0 (docs/readme/kv-cache.md
 // says how they were chosen).

@@ -73,6 +73,7 @@ int BitPlanner::TokenBits(KvKind kind, int unit, int token, int n_tokens, double
       return token >= n_tokens - residual ? kPassThroughBits : config_.value_bits;
     }
     case KvBackendKind::kQaq: {
+      if (kind == KvKind::kKey && config_.key_bits_fixed >= 0) return config_.key_bits_fixed;
       const BitPolicy& policy = kind == KvKind::kKey ? *key_policy_ : *value_policy_;
       const StatusOr<int> bits = policy.GroupBits(token, n_tokens, unit, range, window);
       QAQ_CHECK(bits.ok(), "bit policy: {}", bits.status().message());
@@ -86,6 +87,7 @@ int BitPlanner::TokenBits(KvKind kind, int unit, int token, int n_tokens, double
 
 int BitPlanner::BlockBits(int layer, int kv_head, int first_token, int n_tokens, double range) const {
   if (config_.backend != KvBackendKind::kQaq) return config_.key_bits;
+  if (config_.key_bits_fixed >= 0) return config_.key_bits_fixed;
   const StatusOr<int> bits =
       block_policy_->GroupBits(first_token, n_tokens, layer * shape_.n_kv_heads + kv_head, range, nullptr);
   QAQ_CHECK(bits.ok(), "bit policy: {}", bits.status().message());

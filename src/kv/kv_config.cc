@@ -113,15 +113,19 @@ Status ApplyOption(KvCacheConfig& c, std::string_view key, std::string_view valu
     QAQ_ASSIGN_OR_RETURN(c.window, ParseInt("--qaq-window", value));
   } else if (key == "bits") {
     QAQ_RETURN_IF_ERROR(ParsePair("--qaq-bits", value, ':', c.bits_min, c.bits_max));
+  } else if (key == "key_bits") {
+    QAQ_ASSIGN_OR_RETURN(c.key_bits_fixed, ParseInt("key_bits", value));
   } else if (key == "granularity") {
-    if (value == "head") {
+    c.auto_granularity = value == "auto";
+    if (value == "auto") {
+    } else if (value == "head") {
       c.granularity = Granularity::kHead;
     } else if (value == "layer") {
       c.granularity = Granularity::kLayer;
     } else if (value == "token") {
       c.granularity = Granularity::kToken;
     } else {
-      return InvalidArgumentError("--qaq-granularity: '{}' is not head, layer or token", value);
+      return InvalidArgumentError("--qaq-granularity: '{}' is not auto, head, layer or token", value);
     }
   } else if (key == "formula") {
     if (value == "paper") {
@@ -159,7 +163,7 @@ Status ApplyOption(KvCacheConfig& c, std::string_view key, std::string_view valu
   } else {
     return InvalidArgumentError(
         "unknown KV cache option '{}' (known: keys, prerope, outliers, residual, key_error, value_error, "
-        "window, bits, granularity, formula, tier, tier_dir, calib, ratio, kv_bits)",
+        "window, bits, granularity, key_bits, formula, tier, tier_dir, calib, ratio, kv_bits)",
         key);
   }
   return OkStatus();
@@ -189,6 +193,12 @@ const char* FullPrecisionTierName(FullPrecisionTier t) {
   return "?";
 }
 
+Granularity AutoGranularity(const KvCacheShape& s) {
+  if (s.head_dim >= kAutoGranularityValues) return Granularity::kHead;
+  if (s.n_kv_heads * s.head_dim >= kAutoGranularityValues) return Granularity::kLayer;
+  return Granularity::kToken;
+}
+
 StatusOr<KvCacheConfig> ParseKvCacheSpec(std::string_view spec) {
   const std::size_t name_end = spec.find_first_of(":,");
   const std::string_view name = spec.substr(0, name_end);
@@ -206,6 +216,11 @@ StatusOr<KvCacheConfig> ParseKvCacheSpec(std::string_view spec) {
   } else if (name == "qaq") {
     c.backend = KvBackendKind::kQaq;
     c.outlier_alpha = 0.01;  // §4: the paper's alpha
+    // Keys per channel in blocks of 64 tokens, before RoPE: measured best on stories260K
+    // (docs/readme/kv-cache.md); keys=token gives the paper's per-token keys.
+    c.key_layout = KeyLayout::kChannel;
+    c.key_block = 64;
+    c.keys_prerope = true;
   } else {
     return InvalidArgumentError("unknown KV cache '{}' (valid: fp32, fp16, uniform:B, uniform:KB/VB, kivi:B, qaq)", spec);
   }
@@ -268,6 +283,9 @@ Status ValidateKvCacheConfig(const KvCacheConfig& c) {
   if (!fp16_only && (c.bits_min < 0 || c.bits_min > c.bits_max || c.bits_max > kMaxCodeBits)) {
     return InvalidArgumentError("--qaq-bits {}:{}: need 0 <= MIN <= MAX <= 8 (or 16:16)", c.bits_min, c.bits_max);
   }
+  if (c.key_bits_fixed < -1 || c.key_bits_fixed > kMaxCodeBits) {
+    return InvalidArgumentError("key_bits {}: must be 0..8", c.key_bits_fixed);
+  }
   if (c.target_ratio != 0.0 && !(c.target_ratio >= 1.0 && std::isfinite(c.target_ratio))) {
     return InvalidArgumentError("--kv-ratio {}: must be a finite number >= 1", c.target_ratio);
   }
@@ -288,8 +306,10 @@ std::string FormatKvCacheSpec(const KvCacheConfig& c) {
   if (c.backend == KvBackendKind::kKivi) s += fmt::format(",residual={}", c.kivi_residual);
   if (c.backend != KvBackendKind::kQaq) return s;
   s += fmt::format(",key_error={},value_error={},window={},bits={}:{},granularity={},formula={},tier={}",
-                   c.key_error, c.value_error, c.window, c.bits_min, c.bits_max, GranularityName(c.granularity),
-                   BitsFormulaName(c.formula), FullPrecisionTierName(c.tier));
+                   c.key_error, c.value_error, c.window, c.bits_min, c.bits_max,
+                   c.auto_granularity ? "auto" : GranularityName(c.granularity), BitsFormulaName(c.formula),
+                   FullPrecisionTierName(c.tier));
+  if (c.key_bits_fixed >= 0) s += fmt::format(",key_bits={}", c.key_bits_fixed);
   if (!c.tier_dir.empty()) s += ",tier_dir=" + c.tier_dir;
   if (!c.calibration_path.empty()) s += ",calib=" + c.calibration_path;
   if (c.target_ratio != 0.0) s += fmt::format(",ratio={}", c.target_ratio);

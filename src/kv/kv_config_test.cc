@@ -43,6 +43,19 @@ TEST(KvConfigTest, BackendsAndArguments) {
   EXPECT_DOUBLE_EQ(q.outlier_alpha, 0.01);
   EXPECT_EQ(q.window, 5);
   EXPECT_EQ(q.tier, FullPrecisionTier::kRam);
+  EXPECT_TRUE(q.auto_granularity);
+  EXPECT_EQ(q.key_layout, KeyLayout::kChannel);
+  EXPECT_EQ(q.key_block, 64);
+  EXPECT_TRUE(q.keys_prerope);
+  EXPECT_FALSE(Parse("qaq,keys=token,prerope=0").keys_prerope);
+  EXPECT_EQ(Parse("qaq,key_bits=3").key_bits_fixed, 3);
+  KvCacheShape shape;
+  shape.head_dim = 8, shape.n_kv_heads = 4;
+  EXPECT_EQ(AutoGranularity(shape), Granularity::kToken);
+  shape.n_kv_heads = 8;
+  EXPECT_EQ(AutoGranularity(shape), Granularity::kLayer);
+  shape.head_dim = 128;
+  EXPECT_EQ(AutoGranularity(shape), Granularity::kHead);
 }
 
 TEST(KvConfigTest, QaqOptions) {
@@ -55,6 +68,7 @@ TEST(KvConfigTest, QaqOptions) {
   EXPECT_EQ(q.bits_min, 1);
   EXPECT_EQ(q.bits_max, 6);
   EXPECT_EQ(q.granularity, Granularity::kLayer);
+  EXPECT_FALSE(q.auto_granularity);
   EXPECT_EQ(q.formula, BitsFormula::kAuthors);
   EXPECT_EQ(q.tier, FullPrecisionTier::kDisk);
   EXPECT_EQ(q.tier_dir, "/tmp");
@@ -78,7 +92,8 @@ TEST(KvConfigTest, ErrorsNameTheProblem) {
   EXPECT_NE(Error("qaq,key_error=-1").find("--qaq-key-error"), std::string::npos);
   EXPECT_NE(Error("qaq,outliers=1").find("--qaq-outliers"), std::string::npos);
   EXPECT_NE(Error("qaq,tier=tape").find("ram, disk or none"), std::string::npos);
-  EXPECT_NE(Error("qaq,granularity=block").find("head, layer or token"), std::string::npos);
+  EXPECT_NE(Error("qaq,granularity=block").find("auto, head, layer or token"), std::string::npos);
+  EXPECT_NE(Error("qaq,key_bits=9").find("key_bits 9"), std::string::npos);
   EXPECT_NE(Error("qaq,formula=new").find("paper or authors"), std::string::npos);
   EXPECT_NE(Error("qaq,window=five").find("not an integer"), std::string::npos);
   EXPECT_NE(Error("uniform:9").find("9 bits"), std::string::npos);

@@ -27,9 +27,15 @@ KvShape PolicyShape(const KvCacheShape& s) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::Create(const KvCacheConfig& config,
+StatusOr<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::Create(const KvCacheConfig& requested,
                                                                      const KvCacheShape& shape) {
-  QAQ_RETURN_IF_ERROR(ValidateKvCacheConfig(config));
+  QAQ_RETURN_IF_ERROR(ValidateKvCacheConfig(requested));
+  KvCacheConfig config = requested;
+  if (config.backend != KvBackendKind::kQaq) {
+    config.granularity = Granularity::kHead;  // the baselines group per token and KV head
+  } else if (config.auto_granularity) {
+    config.granularity = AutoGranularity(shape);
+  }
   if (shape.head_dim % 8 != 0) {
     return UnimplementedError("quantized KV caches need a head dimension that is a multiple of 8, the model has {}",
                               shape.head_dim);
@@ -59,8 +65,7 @@ QuantizedKvCache::QuantizedKvCache(const KvCacheConfig& config, const KvCacheSha
       planner_(std::move(planner)),
       layer_tokens_(std::size_t(shape.n_layers), 0),
       quantizer_(config.outlier_alpha) {
-  const Granularity granularity =
-      config.backend == KvBackendKind::kQaq ? config.granularity : Granularity::kHead;
+  const Granularity granularity = config.granularity;
   if (config.key_layout == KeyLayout::kToken) {
     keys_.emplace(shape, KvKind::kKey, granularity, config.outlier_alpha, config.keys_prerope, &rotator_);
   } else {

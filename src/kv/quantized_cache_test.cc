@@ -3,7 +3,6 @@
 #include "kv/quantized_cache.h"
 
 #include <cmath>
-#include <iostream>
 #include <map>
 #include <string>
 
@@ -126,7 +125,7 @@ std::map<std::pair<int, int>, int> ValueBits(const QuantizedKvCache& cache) {
 TEST(QuantizedCacheTest, RisingAttentionRaisesBitsFromTheFullPrecisionTier) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 40, 13);
-  auto cache = MakeQuantized("qaq,window=2,bits=1:8,outliers=0,value_error=0.05", shape);
+  auto cache = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,outliers=0,value_error=0.05", shape);
   Driver driver(*cache, kv);
   // Token 3 is ignored for a while: its value bits fall to the minimum.
   for (int t = 0; t < 20; ++t) driver.Step(t, 0, 0.9f);
@@ -159,7 +158,7 @@ TEST(QuantizedCacheTest, RisingAttentionRaisesBitsFromTheFullPrecisionTier) {
 TEST(QuantizedCacheTest, WithoutATierBitsNeverRise) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 40, 14);
-  auto cache = MakeQuantized("qaq,window=2,bits=1:8,outliers=0,value_error=0.05,tier=none", shape);
+  auto cache = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,outliers=0,value_error=0.05,tier=none", shape);
   EXPECT_EQ(cache->Memory().full_precision_bytes, 0u);
   Driver driver(*cache, kv);
   std::map<std::pair<int, int>, int> previous;
@@ -182,8 +181,8 @@ TEST(QuantizedCacheTest, WithoutATierBitsNeverRise) {
 TEST(QuantizedCacheTest, DiskTierBehavesAsRam) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 30, 15);
-  auto ram = MakeQuantized("qaq,window=2,bits=1:8,value_error=0.05", shape);
-  auto disk = MakeQuantized("qaq,window=2,bits=1:8,value_error=0.05,tier=disk", shape);
+  auto ram = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,value_error=0.05", shape);
+  auto disk = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,value_error=0.05,tier=disk", shape);
   Driver a(*ram, kv), b(*disk, kv);
   for (int t = 0; t < 30; ++t) {
     a.Step(t, t < 20 ? 0 : 3, 0.9f);
@@ -210,8 +209,11 @@ TEST(QuantizedCacheTest, DiskTierInAMissingFolderIsAnError) {
 TEST(QuantizedCacheTest, Fp16PassThroughIsBitwiseTheFp16Cache) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 50, 16);
+  // Default layout (fp16 key tail, token granularity) and per-token keys in width arenas.
+  for (const auto& [spec, ratio] : {std::pair{"qaq,bits=16:16,outliers=0", 256.0 / 258.0},
+                                    std::pair{"qaq,bits=16:16,outliers=0,keys=token,granularity=head", 64.0 / 68.0}}) {
   auto fp16 = test::MakeCache("fp16", shape);
-  auto qaq = test::MakeCache("qaq,bits=16:16,outliers=0", shape);
+  auto qaq = test::MakeCache(spec, shape);
   // Prefill of 37 tokens (with causal prefixes), then single steps.
   for (auto* c : {fp16.get(), qaq.get()}) {
     for (int l = 0; l < shape.n_layers; ++l) {
@@ -225,12 +227,12 @@ TEST(QuantizedCacheTest, Fp16PassThroughIsBitwiseTheFp16Cache) {
         std::vector<float> a(static_cast<std::size_t>(n)), b(static_cast<std::size_t>(n)), probs(static_cast<std::size_t>(n));
         fp16->Scores(l, h, q, a);
         qaq->Scores(l, h, q, b);
-        ASSERT_EQ(a, b) << "scores, " << n << " tokens";
+        ASSERT_EQ(a, b) << spec << ": scores, " << n << " tokens";
         for (int t = 0; t < n; ++t) probs[static_cast<std::size_t>(t)] = float(t % 5 + 1) / float(3 * n);
         std::vector<float> oa(16, 0.0f), ob(16, 0.0f);
         fp16->WeightedSum(l, h, probs, oa);
         qaq->WeightedSum(l, h, probs, ob);
-        ASSERT_EQ(oa, ob) << "weighted sum, " << n << " tokens";
+        ASSERT_EQ(oa, ob) << spec << ": weighted sum, " << n << " tokens";
       }
     }
   };
@@ -244,7 +246,8 @@ TEST(QuantizedCacheTest, Fp16PassThroughIsBitwiseTheFp16Cache) {
     }
     compare(t + 1);
   }
-  EXPECT_DOUBLE_EQ(qaq->Memory().compression_ratio(), 64.0 / 68.0);  // 2-byte token table per group
+  EXPECT_DOUBLE_EQ(qaq->Memory().compression_ratio(), ratio) << spec;  // 2-byte token tables
+  }
 }
 
 TEST(QuantizedCacheTest, TruncateForgetsTokensAndStartsAgain) {
@@ -295,7 +298,6 @@ TEST(QuantizedCacheTest, BudgetModeReachesTheRatioOnThePrompt) {
       EXPECT_NEAR(cache->Memory().compression_ratio(), ratio, 0.25 * ratio) << spec;
       EXPECT_GE(cache->Memory().compression_ratio(), ratio) << spec;
       EXPECT_NE(cache->Summary().find("budget: ratio"), std::string::npos) << cache->Summary();
-      std::cout << cache->Summary() << "\n";
     }
   }
   // Out of reach: fp16 tails and metadata alone exceed 1/40 of fp16.

@@ -24,7 +24,7 @@ struct EngineFlags {
 
   // Cache options; empty: not given.
   std::string kv_keys, kv_ratio, kv_bits;
-  bool kv_keys_prerope = false;
+  bool kv_keys_prerope = false, kv_keys_postrope = false;
   std::string qaq_key_error, qaq_value_error, qaq_window, qaq_outliers, qaq_bits, qaq_granularity,
       qaq_formula, qaq_tier, qaq_tier_dir, qaq_calib;
 
@@ -37,9 +37,13 @@ struct EngineFlags {
         ->capture_default_str();
     sub.add_option("--kv", kv_cache, "KV cache:" + internal::KvBackendHelp())->capture_default_str();
     const std::string cache = "KV cache";
-    sub.add_option("--kv-keys", kv_keys, "Key groups: token (per token) or channel:G (per channel, blocks of G tokens)")
+    sub.add_option("--kv-keys", kv_keys,
+                   "Key groups: token (per token) or channel:G (per channel, blocks of G tokens; qaq's default "
+                   "channel:64)")
         ->group(cache);
-    sub.add_flag("--kv-keys-prerope", kv_keys_prerope, "Quantize keys before RoPE (rotated when attending)")
+    sub.add_flag("--kv-keys-prerope", kv_keys_prerope, "Quantize keys before RoPE, rotated when attending (qaq's default)")
+        ->group(cache);
+    sub.add_flag("--kv-keys-postrope", kv_keys_postrope, "Quantize keys after RoPE (the default of uniform and kivi)")
         ->group(cache);
     sub.add_option("--kv-ratio", kv_ratio, "qaq: choose the error targets on the prompt to reach this compression ratio")
         ->group(cache);
@@ -53,7 +57,7 @@ struct EngineFlags {
         ->group(qaq);
     sub.add_option("--qaq-bits", qaq_bits, "MIN:MAX bit widths (default 0:8; 16:16 keeps every token fp16)")
         ->group(qaq);
-    sub.add_option("--qaq-granularity", qaq_granularity, "Group per head, layer or token (default head)")->group(qaq);
+    sub.add_option("--qaq-granularity", qaq_granularity, "Group per head, layer or token; auto (default): the finest with >= 64 values")->group(qaq);
     sub.add_option("--qaq-formula", qaq_formula, "paper or authors (default paper)")->group(qaq);
     sub.add_option("--qaq-tier", qaq_tier, "Full-precision tier: ram, disk or none (default ram)")->group(qaq);
     sub.add_option("--qaq-tier-dir", qaq_tier_dir, "Folder of the disk tier's file (default $TMPDIR or /tmp)")
@@ -76,6 +80,7 @@ struct EngineFlags {
       if (!value->empty()) spec += "," + std::string(key) + "=" + *value;
     }
     if (kv_keys_prerope) spec += ",prerope";
+    if (kv_keys_postrope) spec += ",prerope=0";
     return spec;
   }
 
