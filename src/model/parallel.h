@@ -15,8 +15,8 @@ namespace qaq::internal {
 // Which thread computes an output never changes a result, so this affects speed only.
 inline constexpr std::int64_t kMinParallelWork = std::int64_t{1} << 16;
 
-inline int ThreadsFor(std::int64_t work, int n_threads) {
-  return work >= kMinParallelWork ? n_threads : 1;
+inline int ThreadsFor(std::int64_t work, int n_threads, std::int64_t min_work = kMinParallelWork) {
+  return work >= min_work ? n_threads : 1;
 }
 
 // Calls body(thread, n_threads_running) once on each of up to n_threads threads.
