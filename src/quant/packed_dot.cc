@@ -1,0 +1,363 @@
+// Fast dot product and weighted accumulation on packed codes (qaq/quant.h), specialised per bit
+// width and compiled by Highway for several x86/Arm SIMD targets; the best one the CPU supports
+// is picked at run time. Tested against the scalar references in packed_dot_ref.cc on every
+// target (packed_dot_test.cc).
+//
+// Unpacking: 8 codes of B bits are exactly B bytes. They are loaded as one 64-bit word and
+// broadcast into every 128-bit block; a byte shuffle then moves the (at most two) bytes holding
+// code j into 32-bit lane j, a per-lane shift by (j*B) % 8 and a mask leave the code, and a
+// conversion makes it a float. About six instructions per 8 codes, for every B.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "quant/packed_dot.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include "core/check.h"
+#include "qaq/quant.h"
+#include "quant/bitpack.h"
+#include "quant/fp16.h"
+
+// Tables shared by every target (plain data, defined once).
+#ifndef QAQ_QUANT_PACKED_DOT_TABLES_
+#define QAQ_QUANT_PACKED_DOT_TABLES_
+namespace qaq::internal {
+
+// For code j of a group of 8 (32-bit lane j): which bytes of the word to gather, and the shift.
+struct UnpackTable {
+  std::uint8_t bytes[32];   // lane j: {off, off + 1, off + 1, off + 1}, off = j*B / 8
+  std::uint32_t shifts[8];  // lane j: (j*B) % 8
+};
+
+constexpr UnpackTable MakeUnpackTable(int bits) {
+  UnpackTable t{};
+  for (int j = 0; j < 8; ++j) {
+    const int off = j * bits / 8;
+    t.bytes[4 * j] = static_cast<std::uint8_t>(off);
+    // The second byte may lie past the 8 codes (then it only holds bits the mask removes).
+    for (int b = 1; b < 4; ++b) t.bytes[4 * j + b] = static_cast<std::uint8_t>(off + 1);
+    t.shifts[j] = static_cast<std::uint32_t>((j * bits) % 8);
+  }
+  return t;
+}
+
+alignas(64) inline constexpr UnpackTable kUnpackTables[9] = {
+    MakeUnpackTable(0), MakeUnpackTable(1), MakeUnpackTable(2), MakeUnpackTable(3), MakeUnpackTable(4),
+    MakeUnpackTable(5), MakeUnpackTable(6), MakeUnpackTable(7), MakeUnpackTable(8)};
+
+// The 64-bit word holding codes [i, i + 8) of a B-bit stream starting at `p` (= codes + i*B/8):
+// an 8-byte load when the stream has 8 bytes left, else only the B bytes that belong to it.
+template <int B>
+inline std::uint64_t LoadCodeWord(const std::uint8_t* p, const std::uint8_t* end) {
+  std::uint64_t word = 0;
+  if (end - p >= 8) {
+    std::memcpy(&word, p, 8);
+  } else {
+    std::memcpy(&word, p, B);
+  }
+  return word;
+}
+
+}  // namespace qaq::internal
+#endif  // QAQ_QUANT_PACKED_DOT_TABLES_
+
+HWY_BEFORE_NAMESPACE();
+namespace qaq::internal {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+#if HWY_TARGET == HWY_SCALAR
+
+// No SIMD: one code at a time through the same 64-bit words.
+template <int B>
+float DotCodes(const float* q, const std::uint8_t* codes, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) sum += q[i] * static_cast<float>(ReadCode(codes, B, static_cast<std::size_t>(i)));
+  return sum;
+}
+
+template <int B>
+void AxpyCodes(float a, float b, const std::uint8_t* codes, int n, float* out) {
+  for (int i = 0; i < n; ++i) {
+    out[i] += a + b * static_cast<float>(ReadCode(codes, B, static_cast<std::size_t>(i)));
+  }
+}
+
+float DotF32Impl(const float* a, const float* b, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+float DotF16Impl(const float* a, const std::uint16_t* b, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) sum += a[i] * Fp16ToFloat(b[i]);
+  return sum;
+}
+
+void AxpyF16(float w, const std::uint16_t* b, int n, float* out) {
+  for (int i = 0; i < n; ++i) out[i] += w * Fp16ToFloat(b[i]);
+}
+
+#else  // SIMD targets
+
+using DF = hn::CappedTag<float, 8>;  // 8 lanes on 256-bit+ targets, 4 on 128-bit ones
+using VF = hn::Vec<DF>;
+
+// Codes j0 .. j0 + Lanes(df) - 1 of the 8 held in `word_bytes` (the broadcast word), as floats.
+template <int B>
+HWY_INLINE VF DecodeLanes(DF df, hn::Vec<hn::Repartition<std::uint8_t, DF>> word_bytes,
+                          hn::Vec<hn::Repartition<std::uint8_t, DF>> gather,
+                          hn::Vec<hn::RebindToUnsigned<DF>> shifts) {
+  const hn::RebindToUnsigned<DF> du32;
+  const hn::RebindToSigned<DF> di32;
+  const auto picked = hn::BitCast(du32, hn::TableLookupBytes(word_bytes, gather));
+  const auto codes = hn::And(hn::Shr(picked, shifts), hn::Set(du32, (1u << B) - 1u));
+  return hn::ConvertTo(df, hn::BitCast(di32, codes));
+}
+
+// The 8 codes at p as floats: `lo` gets codes 0..N-1 and, on 128-bit targets (N = 4), `hi`
+// codes 4..7. B = 8 is a plain byte widening.
+template <int B>
+struct CodeDecoder {
+  DF df;
+  hn::Repartition<std::uint8_t, DF> du8;
+  hn::Repartition<std::uint64_t, DF> du64;
+  hn::RebindToUnsigned<DF> du32;
+  hn::Vec<hn::Repartition<std::uint8_t, DF>> gather_lo, gather_hi;
+  hn::Vec<hn::RebindToUnsigned<DF>> shift_lo, shift_hi;
+
+  CodeDecoder()
+      : gather_lo(hn::LoadU(du8, kUnpackTables[B].bytes)),
+        gather_hi(hn::LoadU(du8, kUnpackTables[B].bytes + 4 * hn::Lanes(df) % 32)),
+        shift_lo(hn::LoadU(du32, kUnpackTables[B].shifts)),
+        shift_hi(hn::LoadU(du32, kUnpackTables[B].shifts + hn::Lanes(df) % 8)) {}
+
+  HWY_INLINE void Decode(const std::uint8_t* p, const std::uint8_t* end, VF& lo, VF& hi) const {
+    if constexpr (B == 8) {
+      const hn::Rebind<std::uint8_t, DF> d8;
+      const hn::RebindToSigned<DF> di32;
+      lo = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(d8, p)));
+      if (hn::Lanes(df) < 8) hi = hn::ConvertTo(df, hn::PromoteTo(di32, hn::LoadU(d8, p + 4)));
+    } else {
+      const auto word = hn::BitCast(du8, hn::Set(du64, LoadCodeWord<B>(p, end)));
+      lo = DecodeLanes<B>(df, word, gather_lo, shift_lo);
+      if (hn::Lanes(df) < 8) hi = DecodeLanes<B>(df, word, gather_hi, shift_hi);
+    }
+  }
+};
+
+// sum_i q[i] * c[i] over n codes.
+template <int B>
+float DotCodes(const float* q, const std::uint8_t* codes, int n) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const std::uint8_t* end = codes + BytesFor(static_cast<std::size_t>(n), B);
+  const CodeDecoder<B> decoder;
+  VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), lo = hn::Zero(df), hi = hn::Zero(df);
+  int i = 0;
+  const std::uint8_t* p = codes;
+  if (N >= 8) {
+    // Two chunks per iteration into two accumulators to hide the multiply-add latency.
+    VF lo2 = hn::Zero(df), unused = hn::Zero(df);
+    for (; i + 16 <= n; i += 16, p += 2 * B) {
+      decoder.Decode(p, end, lo, unused);
+      decoder.Decode(p + B, end, lo2, unused);
+      acc0 = hn::MulAdd(hn::LoadU(df, q + i), lo, acc0);
+      acc1 = hn::MulAdd(hn::LoadU(df, q + i + 8), lo2, acc1);
+    }
+  }
+  for (; i + 8 <= n; i += 8, p += B) {
+    decoder.Decode(p, end, lo, hi);
+    acc0 = hn::MulAdd(hn::LoadU(df, q + i), lo, acc0);
+    if (N < 8) acc1 = hn::MulAdd(hn::LoadU(df, q + i + 4), hi, acc1);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum += q[i] * static_cast<float>(ReadCode(codes, B, static_cast<std::size_t>(i)));
+  return sum;
+}
+
+// out[i] += a + b * c[i] over n codes.
+template <int B>
+void AxpyCodes(float a, float b, const std::uint8_t* codes, int n, float* out) {
+  const DF df;
+  const std::size_t N = hn::Lanes(df);
+  const std::uint8_t* end = codes + BytesFor(static_cast<std::size_t>(n), B);
+  const CodeDecoder<B> decoder;
+  const VF va = hn::Set(df, a), vb = hn::Set(df, b);
+  VF lo = hn::Zero(df), hi = hn::Zero(df);
+  int i = 0;
+  const std::uint8_t* p = codes;
+  for (; i + 8 <= n; i += 8, p += B) {
+    decoder.Decode(p, end, lo, hi);
+    hn::StoreU(hn::MulAdd(vb, lo, hn::Add(hn::LoadU(df, out + i), va)), df, out + i);
+    if (N < 8) hn::StoreU(hn::MulAdd(vb, hi, hn::Add(hn::LoadU(df, out + i + 4), va)), df, out + i + 4);
+  }
+  for (; i < n; ++i) out[i] += a + b * static_cast<float>(ReadCode(codes, B, static_cast<std::size_t>(i)));
+}
+
+float DotF32Impl(const float* a, const float* b, int n) {
+  const DF df;
+  const int N = static_cast<int>(hn::Lanes(df));
+  VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+  int i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    acc0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc0);
+    acc1 = hn::MulAdd(hn::LoadU(df, a + i + N), hn::LoadU(df, b + i + N), acc1);
+  }
+  for (; i + N <= n; i += N) acc0 = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc0);
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+float DotF16Impl(const float* a, const std::uint16_t* b, int n) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const auto* bh = reinterpret_cast<const hwy::float16_t*>(b);
+  VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+  int i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    acc0 = hn::MulAdd(hn::LoadU(df, a + i), hn::PromoteTo(df, hn::LoadU(dh, bh + i)), acc0);
+    acc1 = hn::MulAdd(hn::LoadU(df, a + i + N), hn::PromoteTo(df, hn::LoadU(dh, bh + i + N)), acc1);
+  }
+  for (; i + N <= n; i += N) acc0 = hn::MulAdd(hn::LoadU(df, a + i), hn::PromoteTo(df, hn::LoadU(dh, bh + i)), acc0);
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+  for (; i < n; ++i) sum += a[i] * Fp16ToFloat(b[i]);
+  return sum;
+}
+
+void AxpyF16(float w, const std::uint16_t* b, int n, float* out) {
+  const DF df;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  const int N = static_cast<int>(hn::Lanes(df));
+  const auto* bh = reinterpret_cast<const hwy::float16_t*>(b);
+  const VF vw = hn::Set(df, w);
+  int i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::MulAdd(vw, hn::PromoteTo(df, hn::LoadU(dh, bh + i)), hn::LoadU(df, out + i)), df, out + i);
+  }
+  for (; i < n; ++i) out[i] += w * Fp16ToFloat(b[i]);
+}
+
+#endif  // HWY_TARGET == HWY_SCALAR
+
+// Per-width instantiation, chosen once per call (or once per run of rows).
+template <int B>
+void DotRowsT(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
+              const AffineMeta* metas, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) {
+    float qc = 0.0f;
+    if constexpr (B > 0) qc = DotCodes<B>(q, codes + static_cast<std::size_t>(r) * row_bytes, n);
+    out[r] = metas[r].offset * q_sum + metas[r].scale * qc;
+  }
+}
+
+template <int B>
+void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
+               const AffineMeta* metas, int n_rows, int n, float* out) {
+  // out += sum_r w_r (offset_r + scale_r c_r): the offsets add one constant to every element.
+  float constant = 0.0f;
+  for (int r = 0; r < n_rows; ++r) {
+    constant += w[r] * metas[r].offset;
+    if constexpr (B > 0) {
+      AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
+    }
+  }
+  for (int i = 0; i < n; ++i) out[i] += constant;
+}
+
+void DotPackedRowsImpl(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
+                       const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
+  switch (bits) {
+    case 0: return DotRowsT<0>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 1: return DotRowsT<1>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 2: return DotRowsT<2>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 3: return DotRowsT<3>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 4: return DotRowsT<4>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 5: return DotRowsT<5>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 6: return DotRowsT<6>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 7: return DotRowsT<7>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case 8: return DotRowsT<8>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
+    case kPassThroughBits:
+      for (int r = 0; r < n_rows; ++r) {
+        const auto* row = reinterpret_cast<const std::uint16_t*>(codes + static_cast<std::size_t>(r) * row_bytes);
+        out[r] = DotF16Impl(q, row, n);
+      }
+      return;
+  }
+}
+
+void AxpyPackedRowsImpl(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
+                        const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
+  switch (bits) {
+    case 0: return AxpyRowsT<0>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 1: return AxpyRowsT<1>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 2: return AxpyRowsT<2>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 3: return AxpyRowsT<3>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 4: return AxpyRowsT<4>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 5: return AxpyRowsT<5>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 6: return AxpyRowsT<6>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 7: return AxpyRowsT<7>(w, codes, row_bytes, metas, n_rows, n, out);
+    case 8: return AxpyRowsT<8>(w, codes, row_bytes, metas, n_rows, n, out);
+    case kPassThroughBits:
+      for (int r = 0; r < n_rows; ++r) {
+        const auto* row = reinterpret_cast<const std::uint16_t*>(codes + static_cast<std::size_t>(r) * row_bytes);
+        AxpyF16(w[r], row, n, out);
+      }
+      return;
+  }
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace qaq::internal
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace qaq {
+namespace internal {
+HWY_EXPORT(DotPackedRowsImpl);
+HWY_EXPORT(AxpyPackedRowsImpl);
+HWY_EXPORT(DotF32Impl);
+HWY_EXPORT(DotF16Impl);
+}  // namespace internal
+
+float DotPacked(const float* q, float q_sum, const std::uint8_t* codes, int bits, AffineMeta m, int n) {
+  QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
+  float out = 0.0f;
+  HWY_DYNAMIC_DISPATCH(internal::DotPackedRowsImpl)(q, q_sum, codes, 0, &m, 1, bits, n, &out);
+  return out;
+}
+
+void AxpyPacked(float w, const std::uint8_t* codes, int bits, AffineMeta m, int n, float* out) {
+  QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
+  HWY_DYNAMIC_DISPATCH(internal::AxpyPackedRowsImpl)(&w, codes, 0, &m, 1, bits, n, out);
+}
+
+void DotPackedRows(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
+                   const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
+  QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
+  HWY_DYNAMIC_DISPATCH(internal::DotPackedRowsImpl)(q, q_sum, codes, row_bytes, metas, n_rows, bits, n, out);
+}
+
+void AxpyPackedRows(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
+                    const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
+  QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
+  HWY_DYNAMIC_DISPATCH(internal::AxpyPackedRowsImpl)(w, codes, row_bytes, metas, n_rows, bits, n, out);
+}
+
+float DotF32(const float* a, const float* b, int n) {
+  return HWY_DYNAMIC_DISPATCH(internal::DotF32Impl)(a, b, n);
+}
+
+float DotF16(const float* a, const std::uint16_t* b_fp16, int n) {
+  return HWY_DYNAMIC_DISPATCH(internal::DotF16Impl)(a, b_fp16, n);
+}
+
+}  // namespace qaq
+#endif  // HWY_ONCE

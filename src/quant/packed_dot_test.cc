@@ -1,0 +1,208 @@
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <hwy/targets.h>
+
+#include "qaq/quant.h"
+#include "quant/fp16.h"
+#include "quant/packed_dot_ref.h"
+
+namespace qaq {
+namespace {
+
+// Tolerance of the fast kernels against the references: they add in a different order, so the
+// difference is bounded by float rounding of sum |q_i x_i| (relative 1e-5 is ~100 ulps).
+constexpr float kRelTol = 1e-5f;
+
+// Runs `body` once for every SIMD target compiled into qaq and supported by this CPU.
+template <typename Body>
+void ForEachTarget(Body body) {
+  for (std::int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    body();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+struct RandomRows {
+  int bits, n, n_rows;
+  std::size_t row_bytes;
+  std::vector<std::uint8_t> packed;
+  std::vector<AffineMeta> metas;
+  std::vector<float> q, w;
+};
+
+RandomRows MakeRows(std::mt19937& rng, int bits, int n, int n_rows) {
+  RandomRows r{bits, n, n_rows, BytesFor(static_cast<std::size_t>(n), bits), {}, {}, {}, {}};
+  // Rows back to back, plus slack so that an over-read would be caught by sanitizers only past it.
+  r.packed.resize(r.row_bytes * static_cast<std::size_t>(n_rows));
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::normal_distribution<float> normal;
+  if (bits == kPassThroughBits) {
+    for (std::size_t i = 0; i < r.packed.size() / 2; ++i) {
+      const std::uint16_t h = internal::FloatToFp16(normal(rng));
+      std::memcpy(r.packed.data() + 2 * i, &h, 2);
+    }
+  } else {
+    std::vector<std::uint8_t> codes(static_cast<std::size_t>(n));
+    std::uniform_int_distribution<int> code(0, bits == 0 ? 0 : (1 << bits) - 1);
+    for (int row = 0; row < n_rows; ++row) {
+      for (auto& c : codes) c = static_cast<std::uint8_t>(code(rng));
+      PackCodes(codes, bits, r.packed.data() + static_cast<std::size_t>(row) * r.row_bytes);
+    }
+  }
+  for (int row = 0; row < n_rows; ++row) r.metas.push_back({normal(rng), std::abs(normal(rng)) * 0.1f});
+  r.q.resize(static_cast<std::size_t>(n));
+  for (auto& v : r.q) v = normal(rng);
+  r.w.resize(static_cast<std::size_t>(n_rows));
+  for (auto& v : r.w) v = std::abs(normal(rng));
+  return r;
+}
+
+float SumOf(const std::vector<float>& v) {
+  float s = 0;
+  for (float x : v) s += x;
+  return s;
+}
+
+// sum_i |q_i| |dequant_i|: the scale of the rounding error of any summation order.
+float AbsDotScale(const RandomRows& r, int row) {
+  const std::uint8_t* codes = r.packed.data() + static_cast<std::size_t>(row) * r.row_bytes;
+  std::vector<float> ones(r.q.size()), deq(r.q.size(), 0.0f);
+  internal::AxpyPackedRef(1.0f, codes, r.bits, r.metas[static_cast<std::size_t>(row)], r.n, deq.data());
+  float s = 0;
+  for (std::size_t i = 0; i < deq.size(); ++i) s += std::abs(r.q[i] * deq[i]);
+  return s + 1e-30f;
+}
+
+const std::vector<int> kWidths = {0, 1, 2, 3, 4, 5, 6, 7, 8, kPassThroughBits};
+const std::vector<int> kSizes = {1, 3, 7, 8, 9, 15, 16, 17, 24, 32, 64, 100, 128, 256};
+
+// The reference itself against dequantize-then-dot (the definition).
+TEST(PackedDotTest, ReferenceEqualsDequantizeThenDot) {
+  std::mt19937 rng(1);
+  for (int bits : kWidths) {
+    for (int n : kSizes) {
+      RandomRows r = MakeRows(rng, bits, n, 1);
+      std::vector<float> deq(static_cast<std::size_t>(n), 0.0f);
+      internal::AxpyPackedRef(1.0f, r.packed.data(), bits, r.metas[0], n, deq.data());
+      float expected = 0;
+      for (int i = 0; i < n; ++i) expected += r.q[static_cast<std::size_t>(i)] * deq[static_cast<std::size_t>(i)];
+      const float got = internal::DotPackedRef(r.q.data(), SumOf(r.q), r.packed.data(), bits, r.metas[0], n);
+      EXPECT_NEAR(got, expected, kRelTol * AbsDotScale(r, 0)) << bits << " " << n;
+    }
+  }
+}
+
+TEST(PackedDotTest, FastDotMatchesReferenceOnEveryTarget) {
+  ForEachTarget([] {
+    std::mt19937 rng(2);
+    for (int bits : kWidths) {
+      for (int n : kSizes) {
+        RandomRows r = MakeRows(rng, bits, n, 5);
+        const float q_sum = SumOf(r.q);
+        std::vector<float> rows(5);
+        DotPackedRows(r.q.data(), q_sum, r.packed.data(), r.row_bytes, r.metas.data(), 5, bits, n, rows.data());
+        for (int row = 0; row < 5; ++row) {
+          const std::uint8_t* codes = r.packed.data() + static_cast<std::size_t>(row) * r.row_bytes;
+          const AffineMeta m = r.metas[static_cast<std::size_t>(row)];
+          const float ref = internal::DotPackedRef(r.q.data(), q_sum, codes, bits, m, n);
+          const float tol = kRelTol * AbsDotScale(r, row);
+          ASSERT_NEAR(DotPacked(r.q.data(), q_sum, codes, bits, m, n), ref, tol) << bits << " " << n;
+          ASSERT_NEAR(rows[static_cast<std::size_t>(row)], ref, tol) << bits << " " << n << " row " << row;
+        }
+      }
+    }
+  });
+}
+
+TEST(PackedDotTest, FastAxpyMatchesReferenceOnEveryTarget) {
+  ForEachTarget([] {
+    std::mt19937 rng(3);
+    for (int bits : kWidths) {
+      for (int n : kSizes) {
+        RandomRows r = MakeRows(rng, bits, n, 4);
+        std::vector<float> start(static_cast<std::size_t>(n));
+        std::normal_distribution<float> normal;
+        for (auto& v : start) v = normal(rng);
+        std::vector<float> ref = start, fast_rows = start, magnitude(static_cast<std::size_t>(n));
+        for (int row = 0; row < 4; ++row) {
+          const std::uint8_t* codes = r.packed.data() + static_cast<std::size_t>(row) * r.row_bytes;
+          const AffineMeta m = r.metas[static_cast<std::size_t>(row)];
+          const float w = r.w[static_cast<std::size_t>(row)];
+          std::vector<float> single = ref;
+          internal::AxpyPackedRef(w, codes, bits, m, n, ref.data());
+          AxpyPacked(w, codes, bits, m, n, single.data());
+          std::vector<float> deq(static_cast<std::size_t>(n), 0.0f);
+          internal::AxpyPackedRef(w, codes, bits, m, n, deq.data());
+          for (int i = 0; i < n; ++i) {
+            const auto k = static_cast<std::size_t>(i);
+            magnitude[k] += std::abs(deq[k]);
+            ASSERT_NEAR(single[k], ref[k], kRelTol * (std::abs(ref[k]) + std::abs(deq[k])) + 1e-30f);
+          }
+        }
+        AxpyPackedRows(r.w.data(), r.packed.data(), r.row_bytes, r.metas.data(), 4, bits, n, fast_rows.data());
+        for (int i = 0; i < n; ++i) {
+          const auto k = static_cast<std::size_t>(i);
+          ASSERT_NEAR(fast_rows[k], ref[k], kRelTol * (std::abs(start[k]) + magnitude[k]) + 1e-30f)
+              << bits << " " << n;
+        }
+      }
+    }
+  });
+}
+
+TEST(PackedDotTest, Fp32AndFp16DotsMatchReference) {
+  ForEachTarget([] {
+    std::mt19937 rng(4);
+    std::normal_distribution<float> normal;
+    for (int n : kSizes) {
+      std::vector<float> a(static_cast<std::size_t>(n)), b(a.size());
+      std::vector<std::uint16_t> h(a.size());
+      float scale = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        a[i] = normal(rng);
+        b[i] = normal(rng);
+        h[i] = internal::FloatToFp16(b[i]);
+        scale += std::abs(a[i] * b[i]) * 1.01f;
+      }
+      ASSERT_NEAR(DotF32(a.data(), b.data(), n), internal::DotF32Ref(a.data(), b.data(), n), kRelTol * scale);
+      ASSERT_NEAR(DotF16(a.data(), h.data(), n), internal::DotF16Ref(a.data(), h.data(), n), kRelTol * scale);
+    }
+  });
+}
+
+// Whole groups from the codec, outliers included: packed dot/axpy equal decode-then-compute.
+TEST(PackedDotTest, GroupDotAndAxpyEqualDecodeThenCompute) {
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal;
+  for (int n : {8, 64, 128}) {
+    std::vector<float> x(static_cast<std::size_t>(n)), q(x.size());
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : q) v = normal(rng);
+    x[2] = 40.0f;  // an outlier
+    for (int bits : kWidths) {
+      auto g = EncodeGroup(x, bits, 0.05);
+      ASSERT_TRUE(g.ok());
+      std::vector<float> deq(x.size());
+      DecodeGroup(*g, deq);
+      float expected = 0, scale = 0;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        expected += q[i] * deq[i];
+        scale += std::abs(q[i] * deq[i]);
+      }
+      EXPECT_NEAR(GroupDot(q, *g), expected, kRelTol * scale) << bits << " " << n;
+      std::vector<float> out(x.size(), 1.0f);
+      GroupAxpy(0.5f, *g, out);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        EXPECT_NEAR(out[i], 1.0f + 0.5f * deq[i], kRelTol * (1.0f + std::abs(deq[i]))) << bits << " " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace qaq
