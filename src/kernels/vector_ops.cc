@@ -10,6 +10,7 @@
 #include <hwy/contrib/math/math-inl.h>
 
 #include <cmath>
+#include <limits>
 
 #include "kernels/vector_ops.h"
 
@@ -44,50 +45,53 @@ void RmsNormImpl(const float* x, const float* weight, float* out, std::size_t n,
   for (; i < n; ++i) out[i] = weight[i] * (scale * x[i]);
 }
 
+// Lanes past the end are handled with masked loads and stores, so no scalar exp is needed.
 void SoftmaxImpl(float* x, std::size_t n) {
   const DF df;
   const std::size_t lanes = hn::Lanes(df);
-  std::size_t i = 0;
-  float max = x[0];
-  if (n >= lanes) {
-    auto vmax = hn::LoadU(df, x);
-    for (i = lanes; i + lanes <= n; i += lanes) vmax = hn::Max(vmax, hn::LoadU(df, x + i));
-    max = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  }
-  for (; i < n; ++i) max = std::fmax(max, x[i]);
+  const std::size_t full = n - n % lanes;
+  const auto tail = hn::FirstN(df, n - full);
+  const auto neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
 
-  const auto vneg_max = hn::Set(df, -max);
+  auto vmax = neg_inf;
+  for (std::size_t i = 0; i < full; i += lanes) vmax = hn::Max(vmax, hn::LoadU(df, x + i));
+  if (full < n) vmax = hn::Max(vmax, hn::IfThenElse(tail, hn::MaskedLoad(tail, df, x + full), neg_inf));
+  const auto vneg_max = hn::Neg(hn::MaxOfLanes(df, vmax));
+
   auto vsum = hn::Zero(df);
-  for (i = 0; i + lanes <= n; i += lanes) {
+  for (std::size_t i = 0; i < full; i += lanes) {
     const auto e = hn::Exp(df, hn::Add(hn::LoadU(df, x + i), vneg_max));
     hn::StoreU(e, df, x + i);
     vsum = hn::Add(vsum, e);
   }
-  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
+  if (full < n) {
+    const auto e = hn::IfThenElseZero(tail, hn::Exp(df, hn::Add(hn::MaskedLoad(tail, df, x + full), vneg_max)));
+    hn::BlendedStore(e, tail, df, x + full);
+    vsum = hn::Add(vsum, e);
   }
-  const float inv = 1.0f / sum;
-  const auto vinv = hn::Set(df, inv);
-  for (i = 0; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, x + i), vinv), df, x + i);
-  for (; i < n; ++i) x[i] *= inv;
+  const auto inv = hn::Div(hn::Set(df, 1.0f), hn::SumOfLanes(df, vsum));
+  for (std::size_t i = 0; i < full; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(df, x + i), inv), df, x + i);
+  if (full < n) hn::BlendedStore(hn::Mul(hn::MaskedLoad(tail, df, x + full), inv), tail, df, x + full);
+}
+
+HWY_INLINE hn::Vec<DF> Silu(DF df, hn::Vec<DF> g) {
+  // exp(-g) overflows for g < -88; silu(g) is 0 to float precision there, which the clamp keeps.
+  const auto e = hn::Exp(df, hn::Min(hn::Neg(g), hn::Set(df, 88.0f)));
+  return hn::Div(g, hn::Add(hn::Set(df, 1.0f), e));
 }
 
 void SwiGluImpl(const float* gate, const float* up, float* out, std::size_t n) {
   const DF df;
   const std::size_t lanes = hn::Lanes(df);
-  const auto one = hn::Set(df, 1.0f);
-  // exp(-g) overflows for g < -88; silu(g) is 0 to float precision there, which the clamp keeps.
-  const auto limit = hn::Set(df, 88.0f);
   std::size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    const auto g = hn::LoadU(df, gate + i);
-    const auto e = hn::Exp(df, hn::Min(hn::Neg(g), limit));
-    const auto silu = hn::Div(g, hn::Add(one, e));
-    hn::StoreU(hn::Mul(silu, hn::LoadU(df, up + i)), df, out + i);
+    hn::StoreU(hn::Mul(Silu(df, hn::LoadU(df, gate + i)), hn::LoadU(df, up + i)), df, out + i);
   }
-  for (; i < n; ++i) out[i] = gate[i] * (1.0f / (1.0f + std::exp(-gate[i]))) * up[i];
+  if (i < n) {
+    const auto tail = hn::FirstN(df, n - i);
+    const auto silu = Silu(df, hn::MaskedLoad(tail, df, gate + i));
+    hn::BlendedStore(hn::Mul(silu, hn::MaskedLoad(tail, df, up + i)), tail, df, out + i);
+  }
 }
 
 }  // namespace HWY_NAMESPACE
