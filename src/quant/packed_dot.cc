@@ -48,17 +48,43 @@ alignas(64) inline constexpr UnpackTable kUnpackTables[9] = {
     MakeUnpackTable(0), MakeUnpackTable(1), MakeUnpackTable(2), MakeUnpackTable(3), MakeUnpackTable(4),
     MakeUnpackTable(5), MakeUnpackTable(6), MakeUnpackTable(7), MakeUnpackTable(8)};
 
+// Exactly B (< 8) bytes at p as a little-endian word, assembled in registers: a partial copy
+// through memory would stall on store forwarding.
+template <int B>
+inline std::uint64_t LoadPartialWord(const std::uint8_t* p) {
+  static_assert(B >= 1 && B < 8);
+  std::uint64_t word = 0;
+  constexpr int kOff2 = B & 4, kOff1 = (B & 4) + (B & 2);
+  if constexpr ((B & 4) != 0) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    word = v;
+  }
+  if constexpr ((B & 2) != 0) {
+    std::uint16_t v;
+    std::memcpy(&v, p + kOff2, 2);
+    word |= static_cast<std::uint64_t>(v) << (8 * kOff2);
+  }
+  if constexpr ((B & 1) != 0) word |= static_cast<std::uint64_t>(p[kOff1]) << (8 * kOff1);
+  return word;
+}
+
 // The 64-bit word holding codes [i, i + 8) of a B-bit stream starting at `p` (= codes + i*B/8):
-// an 8-byte load when the stream has 8 bytes left, else only the B bytes that belong to it.
+// an 8-byte load when the stream has 8 bytes left (the extra bytes hold later codes, which the
+// decoder masks off), else only the B bytes that belong to it.
 template <int B>
 inline std::uint64_t LoadCodeWord(const std::uint8_t* p, const std::uint8_t* end) {
-  std::uint64_t word = 0;
   if (end - p >= 8) {
+    std::uint64_t word;
     std::memcpy(&word, p, 8);
-  } else {
-    std::memcpy(&word, p, B);
+    return word;
   }
-  return word;
+  return LoadPartialWord<B>(p);
+}
+
+// ceil(n * B / 8) without the checks of BytesFor (the hot loops get valid widths only).
+constexpr std::size_t PackedBytes(int n, int bits) {
+  return (static_cast<std::size_t>(n) * static_cast<std::size_t>(bits) + 7) / 8;
 }
 
 }  // namespace qaq::internal
@@ -155,7 +181,7 @@ template <int B>
 float DotCodes(const float* q, const std::uint8_t* codes, int n) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
-  const std::uint8_t* end = codes + BytesFor(static_cast<std::size_t>(n), B);
+  const std::uint8_t* end = codes + PackedBytes(n, B);
   const CodeDecoder<B> decoder;
   VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), lo = hn::Zero(df), hi = hn::Zero(df);
   int i = 0;
@@ -185,7 +211,7 @@ template <int B>
 void AxpyCodes(float a, float b, const std::uint8_t* codes, int n, float* out) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
-  const std::uint8_t* end = codes + BytesFor(static_cast<std::size_t>(n), B);
+  const std::uint8_t* end = codes + PackedBytes(n, B);
   const CodeDecoder<B> decoder;
   const VF va = hn::Set(df, a), vb = hn::Set(df, b);
   VF lo = hn::Zero(df), hi = hn::Zero(df);
