@@ -110,6 +110,30 @@ void BM_AxpyPackedRef(benchmark::State& state) {
   SetCounters(state, r.row_bytes);
 }
 
+// Tokens of mixed widths (2, 3, 4 and 8 bits in turn), one descriptor per token.
+void BM_DotPackedMixed(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(1));
+  const int widths[] = {2, 3, 4, 8};
+  std::vector<Rows> storage;
+  for (int b : widths) storage.push_back(MakeRows(b, n));
+  std::vector<PackedRowRef> rows(kTokens);
+  std::size_t bytes = 0;
+  for (int t = 0; t < kTokens; ++t) {
+    const Rows& s = storage[static_cast<std::size_t>(t % 4)];
+    rows[static_cast<std::size_t>(t)] = {s.codes.data() + static_cast<std::size_t>(t) * s.row_bytes, s.metas[static_cast<std::size_t>(t)], s.bits};
+    bytes += s.row_bytes;
+  }
+  std::vector<float> out(kTokens);
+  const std::vector<float>& q = storage[0].q;
+  float q_sum = 0;
+  for (float v : q) q_sum += v;
+  for (auto _ : state) {
+    DotPackedMixed(q.data(), q_sum, rows.data(), kTokens, n, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  SetCounters(state, bytes / kTokens);
+}
+
 // Baselines: the same scores on an fp32 and an fp16 cache.
 void BM_DotF32Rows(benchmark::State& state) {
   const Rows r = MakeRows(8, static_cast<int>(state.range(1)));
@@ -153,6 +177,7 @@ void FewWidths(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_DotPackedRows)->Apply(WidthsAndHeads)->ArgNames({"bits", "head_dim"});
 BENCHMARK(BM_AxpyPackedRows)->Apply(WidthsAndHeads)->ArgNames({"bits", "head_dim"});
+BENCHMARK(BM_DotPackedMixed)->Apply(HeadsOnly)->ArgNames({"", "head_dim"});
 BENCHMARK(BM_DotPackedRef)->Apply(FewWidths)->ArgNames({"bits", "head_dim"});
 BENCHMARK(BM_AxpyPackedRef)->Apply(FewWidths)->ArgNames({"bits", "head_dim"});
 BENCHMARK(BM_DotF32Rows)->Apply(HeadsOnly)->ArgNames({"", "head_dim"});

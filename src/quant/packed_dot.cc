@@ -339,6 +339,50 @@ void AxpyPackedRowsImpl(const float* w, const std::uint8_t* codes, std::size_t r
   }
 }
 
+// One row of any width: q . dequant(row).
+HWY_INLINE float DotOneRow(const float* q, float q_sum, const PackedRowRef& row, int n) {
+  float qc = 0.0f;
+  switch (row.bits) {
+    case 0: break;
+    case 1: qc = DotCodes<1>(q, row.codes, n); break;
+    case 2: qc = DotCodes<2>(q, row.codes, n); break;
+    case 3: qc = DotCodes<3>(q, row.codes, n); break;
+    case 4: qc = DotCodes<4>(q, row.codes, n); break;
+    case 5: qc = DotCodes<5>(q, row.codes, n); break;
+    case 6: qc = DotCodes<6>(q, row.codes, n); break;
+    case 7: qc = DotCodes<7>(q, row.codes, n); break;
+    case 8: qc = DotCodes<8>(q, row.codes, n); break;
+    default: return DotF16Impl(q, reinterpret_cast<const std::uint16_t*>(row.codes), n);
+  }
+  return row.meta.offset * q_sum + row.meta.scale * qc;
+}
+
+void DotPackedMixedImpl(const float* q, float q_sum, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) out[r] = DotOneRow(q, q_sum, rows[r], n);
+}
+
+void AxpyPackedMixedImpl(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  float constant = 0.0f;
+  for (int r = 0; r < n_rows; ++r) {
+    const PackedRowRef& row = rows[r];
+    const float b = w[r] * row.meta.scale;
+    if (row.bits != kPassThroughBits) constant += w[r] * row.meta.offset;
+    switch (row.bits) {
+      case 0: break;
+      case 1: AxpyCodes<1>(0.0f, b, row.codes, n, out); break;
+      case 2: AxpyCodes<2>(0.0f, b, row.codes, n, out); break;
+      case 3: AxpyCodes<3>(0.0f, b, row.codes, n, out); break;
+      case 4: AxpyCodes<4>(0.0f, b, row.codes, n, out); break;
+      case 5: AxpyCodes<5>(0.0f, b, row.codes, n, out); break;
+      case 6: AxpyCodes<6>(0.0f, b, row.codes, n, out); break;
+      case 7: AxpyCodes<7>(0.0f, b, row.codes, n, out); break;
+      case 8: AxpyCodes<8>(0.0f, b, row.codes, n, out); break;
+      default: AxpyF16(w[r], reinterpret_cast<const std::uint16_t*>(row.codes), n, out); break;
+    }
+  }
+  for (int i = 0; i < n; ++i) out[i] += constant;
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace qaq::internal
@@ -351,6 +395,8 @@ HWY_EXPORT(DotPackedRowsImpl);
 HWY_EXPORT(AxpyPackedRowsImpl);
 HWY_EXPORT(DotF32Impl);
 HWY_EXPORT(DotF16Impl);
+HWY_EXPORT(DotPackedMixedImpl);
+HWY_EXPORT(AxpyPackedMixedImpl);
 }  // namespace internal
 
 float DotPacked(const float* q, float q_sum, const std::uint8_t* codes, int bits, AffineMeta m, int n) {
@@ -375,6 +421,16 @@ void AxpyPackedRows(const float* w, const std::uint8_t* codes, std::size_t row_b
                     const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
   QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
   HWY_DYNAMIC_DISPATCH(internal::AxpyPackedRowsImpl)(w, codes, row_bytes, metas, n_rows, bits, n, out);
+}
+
+void DotPackedMixed(const float* q, float q_sum, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) QAQ_CHECK(IsValidBits(rows[r].bits), "row {}: bit width {}", r, rows[r].bits);
+  HWY_DYNAMIC_DISPATCH(internal::DotPackedMixedImpl)(q, q_sum, rows, n_rows, n, out);
+}
+
+void AxpyPackedMixed(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) QAQ_CHECK(IsValidBits(rows[r].bits), "row {}: bit width {}", r, rows[r].bits);
+  HWY_DYNAMIC_DISPATCH(internal::AxpyPackedMixedImpl)(w, rows, n_rows, n, out);
 }
 
 float DotF32(const float* a, const float* b, int n) {
