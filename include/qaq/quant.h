@@ -188,6 +188,18 @@ void DotPackedRows(const float* q, float q_sum, const std::uint8_t* codes, std::
 void AxpyPackedRows(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                     const AffineMeta* metas, int n_rows, int bits, int n, float* out);
 
+// Tokens of mixed widths (a QAQ cache): one descriptor per row, any width (0..8 or 16) per row.
+// One dispatch for the whole run; the width switch happens per row inside the fast code.
+struct PackedRowRef {
+  const std::uint8_t* codes = nullptr;
+  AffineMeta meta;
+  int bits = 0;
+};
+// out[r] = q . dequant(rows[r]).
+void DotPackedMixed(const float* q, float q_sum, const PackedRowRef* rows, int n_rows, int n, float* out);
+// out[i] += sum over r of w[r] * dequant(rows[r])[i].
+void AxpyPackedMixed(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out);
+
 // Outlier corrections for a group encoded by GroupQuantizer (outlier positions hold code 0, whose
 // reconstruction is m.offset, or +0 for the pass-through width):
 //   OutlierDot  = sum over outliers of q[i] * (value - dequant(0))

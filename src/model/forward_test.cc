@@ -204,6 +204,31 @@ INSTANTIATE_TEST_SUITE_P(Types, ForwardTest,
                                            Case{TensorType::kF16, false}, Case{TensorType::kBF16, true},
                                            Case{TensorType::kQ8_0, false}));
 
+TEST(ForwardThreadsTest, AnySplitGivesIdenticalLogits) {
+  auto m = MakeTestModel(TensorType::kF16, false);
+  const std::vector<int> tokens = TestTokens(80);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    KvCacheShape shape{.n_layers = 2, .n_kv_heads = 2, .head_dim = 16, .max_tokens = 100,
+                       .n_heads = 4, .rope_theta = 500.0f, .rope_dim = 12};
+    auto forward = internal::Forward::Create(m->model.config(), m->model.weights(),
+                                             std::move(MakeKvCache("fp32", shape)).value(), threads);
+    ASSERT_TRUE(forward.ok());
+    (*forward)->set_min_parallel_work(0);  // split every product and every attention row
+    auto prefill = (*forward)->Run(std::span<const int>(tokens.data(), 70), true);
+    ASSERT_TRUE(prefill.ok());
+    std::vector<float> logits(prefill->begin(), prefill->end());
+    for (int pos = 70; pos < 80; ++pos) {
+      auto step = (*forward)->Run(std::span<const int>(&tokens[pos], 1), false);
+      ASSERT_TRUE(step.ok());
+      logits.insert(logits.end(), step->begin(), step->end());
+    }
+    results.push_back(std::move(logits));
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
 TEST(ForwardValidationTest, RejectsBadModelsAndCaches) {
   auto m = MakeTestModel(TensorType::kF32, true);
   KvCacheShape shape{.n_layers = 2, .n_kv_heads = 2, .head_dim = 16, .max_tokens = 10, .n_heads = 4,
