@@ -107,6 +107,10 @@ struct PerplexityResult {
   // The cache under test at the end of every chunk, summed over chunks (each chunk starts from
   // an empty cache), so memory.compression_ratio() weighs chunks by their size.
   KvMemory memory;
+  KvMemory key_memory, value_memory;  // the same, keys and values apart
+  // The cache when it held the first half of each chunk (the prompt), summed over chunks: the
+  // size the paper reports (it counts the quantized prompt cache only).
+  KvMemory prompt_memory;
   double seconds = 0.0;
 };
 
@@ -284,8 +288,11 @@ struct SweepRow {
   std::string series, label, args;
   EvalProtocol protocol = EvalProtocol::kPrompt;
   std::string cache_name;
-  double compression_ratio = 0.0;  // fp16 bytes / cache bytes, every byte counted
+  double compression_ratio = 0.0;  // fp16 bytes / cache bytes, every byte counted, at chunk end
+  double prompt_ratio = 0.0;       // the same when the cache held the first half (the prompt)
   double bits_per_value = 0.0;     // 16 / ratio: stored bits per cached K or V element
+  double key_bits = 0.0;           // the same for keys alone (codes, metadata, outliers, tables)
+  double value_bits = 0.0;         // and for values alone
   double outlier_share = 0.0;      // share of the cache's bytes spent on outliers
   KvMemory memory;                 // summed over chunks
   double mean_kl = 0.0, mean_kl_error = 0.0, median_kl = 0.0, p99_kl = 0.0, max_kl = 0.0;

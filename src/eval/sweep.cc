@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "eval/cache_memory.h"
 #include "eval/progress_bar.h"
 #include "eval/statistics.h"
 #include "eval/sweep_output.h"
@@ -35,7 +36,10 @@ SweepRow MakeRow(const SweepRun& run, const PerplexityResult& r, const std::stri
   row.cache_name = r.cache_name;
   row.memory = r.memory;
   row.compression_ratio = r.memory.compression_ratio();
-  row.bits_per_value = row.compression_ratio > 0 ? 16.0 / row.compression_ratio : 0.0;
+  row.prompt_ratio = r.prompt_memory.compression_ratio();
+  row.bits_per_value = internal::StoredBitsPerValue(r.memory);
+  row.key_bits = internal::StoredBitsPerValue(r.key_memory);
+  row.value_bits = internal::StoredBitsPerValue(r.value_memory);
   row.outlier_share = r.memory.cache_bytes() > 0
                           ? double(r.memory.outlier_bytes) / double(r.memory.cache_bytes())
                           : 0.0;

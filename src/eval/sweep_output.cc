@@ -41,7 +41,10 @@ json RowJson(const SweepRow& r) {
               {"protocol", EvalProtocolName(r.protocol)},
               {"cache", r.cache_name},
               {"compression_ratio", r.compression_ratio},
+              {"prompt_ratio", r.prompt_ratio},
               {"bits_per_value", r.bits_per_value},
+              {"key_bits", r.key_bits},
+              {"value_bits", r.value_bits},
               {"outlier_share", r.outlier_share},
               {"mean_kl", r.mean_kl},
               {"mean_kl_error", r.mean_kl_error},
@@ -76,7 +79,10 @@ bool RowFromJson(const json& j, SweepRow& r) {
     r.protocol = *protocol;
     r.cache_name = j.at("cache").get<std::string>();
     r.compression_ratio = j.at("compression_ratio").get<double>();
+    r.prompt_ratio = j.at("prompt_ratio").get<double>();
     r.bits_per_value = j.at("bits_per_value").get<double>();
+    r.key_bits = j.at("key_bits").get<double>();
+    r.value_bits = j.at("value_bits").get<double>();
     r.outlier_share = j.at("outlier_share").get<double>();
     r.mean_kl = j.at("mean_kl").get<double>();
     r.mean_kl_error = j.at("mean_kl_error").get<double>();
@@ -151,16 +157,17 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
 
 std::string SweepCsv(const std::vector<SweepRow>& rows) {
   std::string s =
-      "series,label,protocol,args,cache,compression_ratio,bits_per_value,outlier_share,mean_kl,"
+      "series,label,protocol,args,cache,compression_ratio,prompt_ratio,bits_per_value,key_bits,value_bits,outlier_share,mean_kl,"
       "mean_kl_error,median_kl,p99_kl,max_kl,top1,top1_error,ppl,ppl_error,base_ppl,code_bytes,"
       "metadata_bytes,outlier_bytes,table_bytes,cache_bytes,fp16_bytes,full_precision_bytes,"
       "chunks,context,seconds,id\n";
   for (const SweepRow& r : rows) {
     const KvMemory& m = r.memory;
-    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3f},{}\n",
+    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3f},{}\n",
                      CsvField(r.series), CsvField(r.label), EvalProtocolName(r.protocol),
                      CsvField(r.args), CsvField(r.cache_name), Num(r.compression_ratio),
-                     Num(r.bits_per_value), Num(r.outlier_share), Num(r.mean_kl),
+                     Num(r.prompt_ratio),
+                     Num(r.bits_per_value), Num(r.key_bits), Num(r.value_bits), Num(r.outlier_share), Num(r.mean_kl),
                      Num(r.mean_kl_error), Num(r.median_kl), Num(r.p99_kl), Num(r.max_kl),
                      Num(r.top1), Num(r.top1_error), Num(r.ppl), Num(r.ppl_error), Num(r.base_ppl),
                      m.code_bytes, m.metadata_bytes, m.outlier_bytes, m.table_bytes,
@@ -212,14 +219,16 @@ std::string SweepSummaryMarkdown(const SweepHeader& h, const std::vector<SweepRo
                      EvalProtocolName(b.protocol), b.row->compression_ratio, b.row->label,
                      b.row->mean_kl, 100.0 * b.row->top1);
   }
-  s += "\n## All rows\n\n| series | configuration | protocol | ratio | bits/value | outlier bytes | "
+  s += "\n## All rows\n\nratio: the cache at the end of each chunk; prompt ratio: when it held the "
+       "first half (the paper counts the prompt's cache only).\n\n"
+       "| series | configuration | protocol | ratio | prompt ratio | bits K | bits V | outlier bytes | "
        "mean KL | median KL | p99 KL | top-1 | PPL | seconds |\n"
-       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const SweepRow& r : rows) {
-    s += fmt::format("| {} | {} | {} | {:.3f} | {:.2f} | {:.1f}% | {:.6f} +/- {:.6f} | {:.6f} | "
+    s += fmt::format("| {} | {} | {} | {:.3f} | {:.3f} | {:.2f} | {:.2f} | {:.1f}% | {:.6f} +/- {:.6f} | {:.6f} | "
                      "{:.5f} | {:.2f}% | {:.4f} | {:.1f} |\n",
-                     r.series, r.label, EvalProtocolName(r.protocol), r.compression_ratio,
-                     r.bits_per_value, 100.0 * r.outlier_share, r.mean_kl, r.mean_kl_error,
+                     r.series, r.label, EvalProtocolName(r.protocol), r.compression_ratio, r.prompt_ratio,
+                     r.key_bits, r.value_bits, 100.0 * r.outlier_share, r.mean_kl, r.mean_kl_error,
                      r.median_kl, r.p99_kl, 100.0 * r.top1, r.ppl, r.seconds);
   }
   return s;

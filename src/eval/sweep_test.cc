@@ -109,7 +109,7 @@ TEST_F(SweepTest, WritesEveryOutputAndCountsBytes) {
   ASSERT_TRUE(one.ok());
   const std::string csv = Slurp(dir_ + "/results.csv");
   EXPECT_NE(csv.find(fmt::format(",{},", one->memory.cache_bytes())), std::string::npos) << csv;
-  EXPECT_NE(csv.find("half,fp16,prompt,--kv fp16,fp16,1,16,0,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("half,fp16,prompt,--kv fp16,fp16,1,1,16,16,16,0,"), std::string::npos) << csv;
   const std::string summary = Slurp(dir_ + "/summary.md");
   EXPECT_NE(summary.find("| full | prompt | 0.50x | fp32 |"), std::string::npos) << summary;
   EXPECT_NE(summary.find("| half | stream | 1.00x | fp16 |"), std::string::npos) << summary;
