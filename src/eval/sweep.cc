@@ -33,6 +33,7 @@ SweepRow MakeRow(const SweepRun& run, const PerplexityResult& r, const std::stri
   row.label = run.label;
   row.args = run.args;
   row.protocol = r.protocol;
+  row.x = run.x;
   row.cache_name = r.cache_name;
   row.memory = r.memory;
   row.compression_ratio = r.memory.compression_ratio();
@@ -92,7 +93,7 @@ StatusOr<SweepResult> RunSweep(const Model& model, std::span<const int> tokens,
   if (ec) return InternalError("cannot create {}: {}", options.out_dir, ec.message());
 
   internal::SweepHeader header{grid.title, options.model_id, chunks.context, chunks.n_chunks,
-                               grid.kl_threshold};
+                               grid.kl_threshold, grid.x_label};
   std::map<std::string, SweepRow> previous;
   if (options.resume) {
     auto text = ReadTextFile(options.out_dir + "/results.json");
@@ -119,6 +120,7 @@ StatusOr<SweepResult> RunSweep(const Model& model, std::span<const int> tokens,
         job.row = it->second;
         job.row->series = run.series;  // names may change without changing the figures
         job.row->label = run.label;
+        job.row->x = run.x;
       } else {
         ++to_compute;
         if (std::find(protocols_to_compute.begin(), protocols_to_compute.end(), protocol) ==

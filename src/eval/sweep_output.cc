@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -39,6 +40,7 @@ json RowJson(const SweepRow& r) {
               {"label", r.label},
               {"args", r.args},
               {"protocol", EvalProtocolName(r.protocol)},
+              {"x", std::isfinite(r.x) ? json(r.x) : json(nullptr)},
               {"cache", r.cache_name},
               {"compression_ratio", r.compression_ratio},
               {"prompt_ratio", r.prompt_ratio},
@@ -77,6 +79,7 @@ bool RowFromJson(const json& j, SweepRow& r) {
     auto protocol = ParseEvalProtocol(j.at("protocol").get<std::string>());
     if (!protocol.ok()) return false;
     r.protocol = *protocol;
+    r.x = j.at("x").is_number() ? j.at("x").get<double>() : std::numeric_limits<double>::quiet_NaN();
     r.cache_name = j.at("cache").get<std::string>();
     r.compression_ratio = j.at("compression_ratio").get<double>();
     r.prompt_ratio = j.at("prompt_ratio").get<double>();
@@ -131,7 +134,12 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
   PlotSpec spec;
   const std::string base = h.title.empty() ? "KV cache quality vs compression" : h.title;
   spec.title = fmt::format("{} ({} protocol)", base, EvalProtocolName(protocol));
-  spec.x_label = "compression ratio against fp16 (every byte counted)";
+  const bool custom_x = !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const SweepRow& r) {
+    return std::isfinite(r.x);
+  });
+  spec.x_label = custom_x ? (h.x_label.empty() ? std::string("x") : h.x_label)
+                          : "compression ratio against fp16 (every byte counted)";
+  spec.x_frontier = !custom_x;
   if (top1) {
     spec.y_label = "top-1 agreement with the fp32 cache (%)";
     spec.y_higher_is_better = true;
@@ -146,7 +154,7 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
     s.name = name;
     for (const SweepRow& r : rows) {
       if (r.series != name || r.protocol != protocol) continue;
-      s.points.push_back({r.compression_ratio, top1 ? 100.0 * r.top1 : r.mean_kl});
+      s.points.push_back({custom_x ? r.x : r.compression_ratio, top1 ? 100.0 * r.top1 : r.mean_kl});
     }
     if (!s.points.empty()) spec.series.push_back(std::move(s));
   }
@@ -157,14 +165,15 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
 
 std::string SweepCsv(const std::vector<SweepRow>& rows) {
   std::string s =
-      "series,label,protocol,args,cache,compression_ratio,prompt_ratio,bits_per_value,key_bits,value_bits,outlier_share,mean_kl,"
+      "series,label,protocol,x,args,cache,compression_ratio,prompt_ratio,bits_per_value,key_bits,value_bits,outlier_share,mean_kl,"
       "mean_kl_error,median_kl,p99_kl,max_kl,top1,top1_error,ppl,ppl_error,base_ppl,code_bytes,"
       "metadata_bytes,outlier_bytes,table_bytes,cache_bytes,fp16_bytes,full_precision_bytes,"
       "chunks,context,seconds,id\n";
   for (const SweepRow& r : rows) {
     const KvMemory& m = r.memory;
-    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3f},{}\n",
+    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3f},{}\n",
                      CsvField(r.series), CsvField(r.label), EvalProtocolName(r.protocol),
+                     std::isfinite(r.x) ? Num(r.x) : std::string(),
                      CsvField(r.args), CsvField(r.cache_name), Num(r.compression_ratio),
                      Num(r.prompt_ratio),
                      Num(r.bits_per_value), Num(r.key_bits), Num(r.value_bits), Num(r.outlier_share), Num(r.mean_kl),
