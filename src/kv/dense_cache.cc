@@ -99,23 +99,4 @@ KvMemory DenseKvCache<Element>::Memory() const {
 template class DenseKvCache<float>;
 template class DenseKvCache<std::uint16_t>;
 
-namespace {
-
-Status NoOptions(std::string_view name, std::string_view options) {
-  if (options.empty()) return OkStatus();
-  return InvalidArgumentError("KV cache '{}' takes no options, got '{}'", name, options);
-}
-
-}  // namespace
-
-StatusOr<std::unique_ptr<KvCache>> MakeFp32Cache(std::string_view options, const KvCacheShape& shape) {
-  QAQ_RETURN_IF_ERROR(NoOptions("fp32", options));
-  return std::unique_ptr<KvCache>(std::make_unique<DenseKvCache<float>>(shape));
-}
-
-StatusOr<std::unique_ptr<KvCache>> MakeFp16Cache(std::string_view options, const KvCacheShape& shape) {
-  QAQ_RETURN_IF_ERROR(NoOptions("fp16", options));
-  return std::unique_ptr<KvCache>(std::make_unique<DenseKvCache<std::uint16_t>>(shape));
-}
-
 }  // namespace qaq::internal

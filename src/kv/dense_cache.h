@@ -48,7 +48,4 @@ class DenseKvCache final : public KvCache {
   RopeTable rope_;
 };
 
-StatusOr<std::unique_ptr<KvCache>> MakeFp32Cache(std::string_view options, const KvCacheShape& shape);
-StatusOr<std::unique_ptr<KvCache>> MakeFp16Cache(std::string_view options, const KvCacheShape& shape);
-
 }  // namespace qaq::internal

@@ -38,7 +38,8 @@ TEST(KvRegistryTest, NamesAndErrors) {
   auto unknown = MakeKvCache("int3", TestShape());
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(unknown.status().message(), "unknown KV cache 'int3' (valid: fp32, fp16)");
+  EXPECT_EQ(unknown.status().message(),
+            "unknown KV cache 'int3' (valid: fp32, fp16, uniform:B, uniform:KB/VB, kivi:B, qaq)");
 
   auto options = MakeKvCache("fp16:bits=3", TestShape());
   ASSERT_FALSE(options.ok());
@@ -53,7 +54,7 @@ TEST(KvRegistryTest, NamesAndErrors) {
   bad = TestShape();
   bad.rope_dim = 9;
   EXPECT_EQ(MakeKvCache("fp32", bad).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(internal::KvBackendNames(), "fp32, fp16");
+  EXPECT_EQ(internal::KvBackendNames(), "fp32, fp16, uniform, kivi, qaq");
 }
 
 // Fills a cache with random keys and values and keeps them for checking.

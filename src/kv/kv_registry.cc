@@ -5,14 +5,19 @@
 #include <fmt/format.h>
 
 #include "kv/dense_cache.h"
+#include "kv/quantized_cache.h"
+#include "qaq/kv_config.h"
 
 namespace qaq {
 namespace internal {
 namespace {
 
 constexpr KvBackend kBackends[] = {
-    {"fp32", "full precision: keys rotated on append, 4 bytes per element", MakeFp32Cache},
-    {"fp16", "IEEE half precision: keys rotated on append, 2 bytes per element", MakeFp16Cache},
+    {"fp32", "fp32", "full precision: keys rotated on append, 4 bytes per element"},
+    {"fp16", "fp16", "IEEE half precision: keys rotated on append, 2 bytes per element"},
+    {"uniform", "uniform:B | uniform:KB/VB", "every group at B bits (keys KB, values VB; 0..8 or 16), packed"},
+    {"kivi", "kivi:B", "KIVI: keys per channel in blocks, values per token, recent tokens in fp16"},
+    {"qaq", "qaq", "QAQ: per-token widths from attention and key ranges, re-quantized every step"},
 };
 
 }  // namespace
@@ -23,6 +28,12 @@ std::string KvBackendNames() {
   std::string names;
   for (const KvBackend& b : kBackends) names += (names.empty() ? "" : ", ") + std::string(b.name);
   return names;
+}
+
+std::string KvBackendHelp() {
+  std::string help;
+  for (const KvBackend& b : kBackends) help += fmt::format("\n  {:<26} {}", b.usage, b.description);
+  return help;
 }
 
 Status ValidateKvCacheShape(const KvCacheShape& s) {
@@ -49,16 +60,24 @@ Status ValidateKvCacheShape(const KvCacheShape& s) {
 
 }  // namespace internal
 
-StatusOr<std::unique_ptr<KvCache>> MakeKvCache(std::string_view spec, const KvCacheShape& shape) {
-  const std::size_t colon = spec.find(':');
-  const std::string_view name = spec.substr(0, colon);
-  const std::string_view options = colon == std::string_view::npos ? "" : spec.substr(colon + 1);
-  for (const internal::KvBackend& backend : internal::KvBackends()) {
-    if (backend.name != name) continue;
-    QAQ_RETURN_IF_ERROR(internal::ValidateKvCacheShape(shape));
-    return backend.make(options, shape);
+StatusOr<std::unique_ptr<KvCache>> MakeKvCache(const KvCacheConfig& config, const KvCacheShape& shape) {
+  QAQ_RETURN_IF_ERROR(ValidateKvCacheConfig(config));
+  QAQ_RETURN_IF_ERROR(internal::ValidateKvCacheShape(shape));
+  switch (config.backend) {
+    case KvBackendKind::kFp32:
+      return std::unique_ptr<KvCache>(std::make_unique<internal::DenseKvCache<float>>(shape));
+    case KvBackendKind::kFp16:
+      return std::unique_ptr<KvCache>(std::make_unique<internal::DenseKvCache<std::uint16_t>>(shape));
+    default: break;
   }
-  return InvalidArgumentError("unknown KV cache '{}' (valid: {})", spec, internal::KvBackendNames());
+  QAQ_ASSIGN_OR_RETURN(std::unique_ptr<internal::QuantizedKvCache> cache,
+                       internal::QuantizedKvCache::Create(config, shape));
+  return std::unique_ptr<KvCache>(std::move(cache));
+}
+
+StatusOr<std::unique_ptr<KvCache>> MakeKvCache(std::string_view spec, const KvCacheShape& shape) {
+  QAQ_ASSIGN_OR_RETURN(const KvCacheConfig config, ParseKvCacheSpec(spec));
+  return MakeKvCache(config, shape);
 }
 
 }  // namespace qaq

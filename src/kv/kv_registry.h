@@ -1,8 +1,7 @@
-// The table behind MakeKvCache: one row per `--kv` backend. Adding a backend is one row in
-// kv_registry.cc plus its factory; the CLI's help and error messages read the names from here.
+// The table behind `--kv`: one row per backend, with the line --help shows. MakeKvCache parses a
+// spec (qaq/kv_config.h) and builds the backend its name selects.
 #pragma once
 
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,15 +13,16 @@ namespace qaq::internal {
 
 struct KvBackend {
   std::string_view name;         // the `--kv` name, e.g. "fp16"
+  std::string_view usage;        // how it is written, e.g. "uniform:B | uniform:KB/VB"
   std::string_view description;  // one line for --help
-  // `options` is what follows "name:" in the spec ("" when there is none); `shape` is validated.
-  StatusOr<std::unique_ptr<KvCache>> (*make)(std::string_view options, const KvCacheShape& shape);
 };
 
 std::span<const KvBackend> KvBackends();
 
 // "fp32, fp16, ...": the valid names, for messages.
 std::string KvBackendNames();
+// One line per backend: "usage: description", for --help.
+std::string KvBackendHelp();
 
 // kInvalidArgument unless every dimension is positive, n_heads is a multiple of n_kv_heads and
 // rope_dim is even and at most head_dim.

@@ -1,0 +1,97 @@
+#include "kv/bit_planner.h"
+
+#include "core/check.h"
+
+namespace qaq::internal {
+namespace {
+
+KvShape PolicyShape(const KvCacheShape& s) {
+  return KvShape{.n_layers = s.n_layers, .n_kv_heads = s.n_kv_heads, .n_heads = s.n_heads, .head_dim = s.head_dim};
+}
+
+}  // namespace
+
+StatusOr<BitPlanner> BitPlanner::Create(const KvCacheConfig& config, const KvCacheShape& shape,
+                                        const QueryNormCalibration* calibration) {
+  BitPlanner p;
+  p.config_ = config;
+  p.shape_ = shape;
+  p.calibration_ = calibration;
+  p.key_error_ = config.key_error > 0.0 ? config.key_error : kDefaultQaqKeyError;
+  p.value_error_ = config.value_error > 0.0 ? config.value_error : kDefaultQaqValueError;
+  QAQ_RETURN_IF_ERROR(p.MakePolicies());
+  return p;
+}
+
+Status BitPlanner::SetTargets(double key_error, double value_error) {
+  key_error_ = key_error;
+  value_error_ = value_error;
+  return MakePolicies();
+}
+
+Status BitPlanner::MakePolicies() {
+  if (config_.backend != KvBackendKind::kQaq) return OkStatus();
+  KvQuantConfig base;
+  base.window = config_.window;
+  base.outlier_alpha = config_.outlier_alpha;
+  base.granularity = config_.granularity;
+  base.formula = config_.formula;
+  if (config_.bits_min == kPassThroughBits) {
+    base.uniform_bits = kPassThroughBits;  // --qaq-bits 16:16: every token fp16
+  } else {
+    base.bits_min = config_.bits_min;
+    base.bits_max = config_.bits_max;
+  }
+  const KvShape shape = PolicyShape(shape_);
+  KvQuantConfig keys = base;
+  keys.kind = KvKind::kKey;
+  keys.target = key_error_;
+  KvQuantConfig values = base;
+  values.kind = KvKind::kValue;
+  values.target = value_error_;
+  QAQ_ASSIGN_OR_RETURN(BitPolicy key_policy, BitPolicy::Create(keys, shape, calibration_));
+  QAQ_ASSIGN_OR_RETURN(BitPolicy value_policy, BitPolicy::Create(values, shape, calibration_));
+  keys.granularity = Granularity::kHead;
+  QAQ_ASSIGN_OR_RETURN(BitPolicy block_policy, BitPolicy::Create(keys, shape, calibration_));
+  key_policy_ = std::move(key_policy);
+  value_policy_ = std::move(value_policy);
+  block_policy_ = std::move(block_policy);
+  return OkStatus();
+}
+
+bool BitPlanner::needs_window() const {
+  return config_.backend == KvBackendKind::kQaq && config_.bits_min != kPassThroughBits;
+}
+
+int BitPlanner::TokenBits(KvKind kind, int unit, int token, int n_tokens, double range,
+                          const AttentionWindow* window) const {
+  switch (config_.backend) {
+    case KvBackendKind::kUniform:
+      return kind == KvKind::kKey ? config_.key_bits : config_.value_bits;
+    case KvBackendKind::kKivi: {
+      const int residual = config_.kivi_residual > 0 ? config_.kivi_residual : config_.key_block;
+      return token >= n_tokens - residual ? kPassThroughBits : config_.value_bits;
+    }
+    case KvBackendKind::kQaq: {
+      if (kind == KvKind::kKey && config_.key_bits_fixed >= 0) return config_.key_bits_fixed;
+      const BitPolicy& policy = kind == KvKind::kKey ? *key_policy_ : *value_policy_;
+      const StatusOr<int> bits = policy.GroupBits(token, n_tokens, unit, range, window);
+      QAQ_CHECK(bits.ok(), "bit policy: {}", bits.status().message());
+      return *bits;
+    }
+    default: break;
+  }
+  QAQ_CHECK(false, "no bit planner for KV cache {}", KvBackendName(config_.backend));
+  return 0;
+}
+
+int BitPlanner::BlockBits(int layer, int kv_head, int first_token, int n_tokens, double range) const {
+  if (config_.backend != KvBackendKind::kQaq) return config_.key_bits;
+  if (config_.key_bits_fixed >= 0) return config_.key_bits_fixed;
+  const StatusOr<int> bits =
+      block_policy_->GroupBits(first_token, n_tokens, layer * shape_.n_kv_heads + kv_head, range, nullptr);
+  QAQ_CHECK(bits.ok(), "bit policy: {}", bits.status().message());
+  return *bits;
+}
+
+}  // namespace qaq::internal

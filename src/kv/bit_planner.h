@@ -1,0 +1,56 @@
+// The bit width every group of a quantized cache should have now, for the three quantized
+// backends:
+//   uniform  keys at key_bits, values at value_bits, always;
+//   kivi     keys (per-channel blocks) at B; values at B except the `residual` most recent tokens,
+//            which stay fp16;
+//   qaq      QAQ-method.md: values from §1 with the attention window of §5 (young tokens at
+//            B_max), per-token keys from §2 (T and the group's range), per-channel key blocks from
+//            §2 with the block's largest channel range. The formulas are those of qaq/quant.h
+//            (BitPolicy); nothing here re-derives them.
+// The planner only decides; the cache moves the groups (kv/quantized_cache.cc).
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "qaq/kv_cache.h"
+#include "qaq/kv_config.h"
+#include "qaq/quant.h"
+
+namespace qaq::internal {
+
+class BitPlanner {
+ public:
+  // calibration may be null (the fallback |q~|^2).
+  static StatusOr<BitPlanner> Create(const KvCacheConfig& config, const KvCacheShape& shape,
+                                     const QueryNormCalibration* calibration);
+
+  const KvCacheConfig& config() const { return config_; }
+  // The targets in use (qaq; after SetTargets in budget mode).
+  double key_error() const { return key_error_; }
+  double value_error() const { return value_error_; }
+  Status SetTargets(double key_error, double value_error);
+
+  // Whether values need the attention window (qaq with a value policy).
+  bool needs_window() const;
+
+  // Bits for group `unit` (numbered as BitPolicy's groups) of `token` in a cache of n_tokens
+  // tokens; range is the group's stored range. window: the attention window (qaq values).
+  int TokenBits(KvKind kind, int unit, int token, int n_tokens, double range, const AttentionWindow* window) const;
+  // Bits for the per-channel key block of (layer, kv_head) starting at first_token, with the given
+  // range (its largest channel range).
+  int BlockBits(int layer, int kv_head, int first_token, int n_tokens, double range) const;
+
+ private:
+  BitPlanner() = default;
+  Status MakePolicies();
+
+  KvCacheConfig config_;
+  KvCacheShape shape_;
+  const QueryNormCalibration* calibration_ = nullptr;
+  double key_error_ = 0.0, value_error_ = 0.0;
+  std::optional<BitPolicy> key_policy_, value_policy_;
+  std::optional<BitPolicy> block_policy_;  // keys per channel: head granularity, for |q~|^2 per head
+};
+
+}  // namespace qaq::internal

@@ -1,0 +1,245 @@
+#include "kv/channel_keys.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/attention.h"
+#include "kv/token_rows.h"
+#include "quant/fp16.h"
+
+namespace qaq::internal {
+namespace {
+
+struct ChannelScratch {
+  std::vector<float> scaled_q, rotated_q, tail_scores;
+  std::vector<AffineMeta> channels, rows;
+};
+
+ChannelScratch& Scratch() {
+  thread_local ChannelScratch scratch;
+  return scratch;
+}
+
+std::size_t TailElements(int tokens, int head_dim) {
+  return std::size_t((tokens + kKeyBlock - 1) / kKeyBlock) * kKeyBlock * std::size_t(head_dim);
+}
+
+}  // namespace
+
+ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, const RopeRotator* rotator)
+    : shape_(shape),
+      block_(block),
+      prerope_(prerope),
+      rotator_(rotator),
+      slots_(std::size_t(shape.n_layers) * std::size_t(shape.n_kv_heads)) {
+  QAQ_CHECK(block >= 1 && shape.head_dim % 8 == 0 && (!prerope || rotator != nullptr));
+}
+
+void ChannelKeys::SetTail(HeadSlot& slot, int i, const float* rotated) {
+  if (slot.tail.size() < TailElements(i + 1, shape_.head_dim)) slot.tail.resize(TailElements(i + 1, shape_.head_dim));
+  for (int d = 0; d < shape_.head_dim; ++d) slot.tail[BlockedKeyIndex(i, d, shape_.head_dim)] = FloatToFp16(rotated[d]);
+}
+
+void ChannelKeys::Append(int layer, int kv_head, int pos, const float* rotated) {
+  HeadSlot& slot = slots_[Slot(layer, kv_head)];
+  QAQ_CHECK(pos == int(slot.blocks.size()) * block_ + slot.tail_tokens, "channel keys: position {} out of order", pos);
+  SetTail(slot, slot.tail_tokens, rotated);
+  ++slot.tail_tokens;
+}
+
+void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::span<float> scores) const {
+  const HeadSlot& slot = slots_[Slot(layer, kv_head)];
+  const int head_dim = shape_.head_dim, n = int(scores.size());
+  ChannelScratch& s = Scratch();
+  s.scaled_q.resize(std::size_t(head_dim));
+  s.rotated_q.resize(std::size_t(head_dim));
+  s.channels.resize(std::size_t(head_dim));
+  s.rows.resize(std::size_t(block_));
+  for (std::size_t b = 0; b < slot.blocks.size(); ++b) {
+    const int start = int(b) * block_;
+    if (start >= n) return;
+    const int rows = std::min(block_, n - start);
+    const Block& block = slot.blocks[b];
+    AffineFromMetas(block.metas.data(), std::size_t(head_dim), block.bits, s.channels.data());
+    const std::size_t row_bytes = BytesFor(std::size_t(head_dim), block.bits);
+    if (!prerope_) {
+      float constant = 0.0f;
+      for (int d = 0; d < head_dim; ++d) {
+        constant += q[std::size_t(d)] * s.channels[std::size_t(d)].offset;
+        s.scaled_q[std::size_t(d)] = q[std::size_t(d)] * s.channels[std::size_t(d)].scale;
+      }
+      std::fill(s.rows.begin(), s.rows.end(), AffineMeta{constant, 1.0f});
+      DotPackedRows(s.scaled_q.data(), 1.0f, block.codes.data(), row_bytes, s.rows.data(), rows, block.bits, head_dim,
+                    scores.data() + start);
+      continue;
+    }
+    for (int r = 0; r < rows; ++r) {
+      // q . R_t k = (R_t^T q) . k for the key k stored before RoPE.
+      rotator_->Unrotate(q.data(), start + r, s.rotated_q.data());
+      float constant = 0.0f;
+      for (int d = 0; d < head_dim; ++d) {
+        constant += s.rotated_q[std::size_t(d)] * s.channels[std::size_t(d)].offset;
+        s.scaled_q[std::size_t(d)] = s.rotated_q[std::size_t(d)] * s.channels[std::size_t(d)].scale;
+      }
+      scores[std::size_t(start + r)] = DotPacked(s.scaled_q.data(), 1.0f, block.codes.data() + std::size_t(r) * row_bytes,
+                                                 block.bits, AffineMeta{constant, 1.0f}, head_dim);
+    }
+  }
+  const int tail_start = int(slot.blocks.size()) * block_;
+  const int tail_rows = std::min(slot.tail_tokens, n - tail_start);
+  if (tail_rows <= 0) return;
+  ScoresF16(slot.tail.data(), tail_rows, head_dim, q.data(), scores.data() + tail_start);
+}
+
+void ChannelKeys::ReadTail(int layer, int kv_head, int i, float* out) const {
+  const HeadSlot& slot = slots_[Slot(layer, kv_head)];
+  QAQ_DCHECK(i >= 0 && i < slot.tail_tokens);
+  for (int d = 0; d < shape_.head_dim; ++d) out[d] = Fp16ToFloat(slot.tail[BlockedKeyIndex(i, d, shape_.head_dim)]);
+  if (prerope_) rotator_->Unrotate(out, int(slot.blocks.size()) * block_ + i, out);
+}
+
+void ChannelKeys::ReadBlock(int layer, int kv_head, int b, float* out) const {
+  const Block& block = slots_[Slot(layer, kv_head)].blocks[std::size_t(b)];
+  const int head_dim = shape_.head_dim;
+  std::vector<AffineMeta> channels(static_cast<std::size_t>(head_dim));
+  for (int d = 0; d < head_dim; ++d) channels[std::size_t(d)] = AffineFromMeta(block.metas[std::size_t(d)], block.bits);
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(head_dim), 0);
+  const std::size_t row_bytes = BytesFor(std::size_t(head_dim), block.bits);
+  for (int r = 0; r < block_; ++r) {
+    if (block.bits > 0) UnpackCodes(block.codes.data() + std::size_t(r) * row_bytes, block.bits, codes);
+    for (int d = 0; d < head_dim; ++d) {
+      const AffineMeta m = channels[std::size_t(d)];
+      out[std::size_t(r) * std::size_t(head_dim) + std::size_t(d)] = m.offset + m.scale * float(codes[std::size_t(d)]);
+    }
+  }
+}
+
+float ChannelKeys::BlockRange(std::span<const float> rows) {
+  const int head_dim = shape_.head_dim;
+  const int n = int(rows.size()) / head_dim;
+  channel_.resize(std::size_t(n));
+  float range = 0.0f;
+  for (int d = 0; d < head_dim; ++d) {
+    for (int r = 0; r < n; ++r) channel_[std::size_t(r)] = rows[std::size_t(r) * std::size_t(head_dim) + std::size_t(d)];
+    range = std::max(range, quantizer_.Analyze(channel_).range());
+  }
+  return range;
+}
+
+void ChannelKeys::Encode(Block& block, int bits, std::span<const float> rows) {
+  const int head_dim = shape_.head_dim;
+  QAQ_CHECK(bits >= 0 && bits <= kMaxCodeBits && rows.size() == std::size_t(block_) * std::size_t(head_dim));
+  block.bits = bits;
+  block.metas.assign(std::size_t(head_dim), GroupMeta{});
+  const std::size_t row_bytes = BytesFor(std::size_t(head_dim), bits);
+  block.codes.assign(std::size_t(block_) * row_bytes, 0);
+  channel_.resize(std::size_t(block_));
+  codes_.resize(std::size_t(head_dim) * std::size_t(block_));
+  packed_.resize(BytesFor(std::size_t(block_), bits) + 8);
+  // Each channel is one group of `block` values (§3 codec); its codes are then transposed into
+  // token rows.
+  for (int d = 0; d < head_dim; ++d) {
+    for (int r = 0; r < block_; ++r) channel_[std::size_t(r)] = rows[std::size_t(r) * std::size_t(head_dim) + std::size_t(d)];
+    block.metas[std::size_t(d)] = quantizer_.Analyze(channel_).meta;
+    if (bits == 0) continue;
+    quantizer_.PackCodesTo(channel_, bits, packed_.data());
+    UnpackCodes(packed_.data(), bits, std::span<std::uint8_t>(codes_.data() + std::size_t(d) * std::size_t(block_), std::size_t(block_)));
+  }
+  if (bits == 0) return;
+  row_codes_.resize(std::size_t(head_dim));
+  for (int r = 0; r < block_; ++r) {
+    for (int d = 0; d < head_dim; ++d) row_codes_[std::size_t(d)] = codes_[std::size_t(d) * std::size_t(block_) + std::size_t(r)];
+    PackCodes(row_codes_, bits, block.codes.data() + std::size_t(r) * row_bytes);
+  }
+}
+
+void ChannelKeys::FormBlock(int layer, int kv_head, int bits, std::span<const float> rows) {
+  HeadSlot& slot = slots_[Slot(layer, kv_head)];
+  QAQ_CHECK(slot.tail_tokens >= block_, "a block needs {} tail tokens, {} held", block_, slot.tail_tokens);
+  Block block;
+  Encode(block, bits, rows);
+  // Shift the rest of the tail down by one block (its rotated fp16 keys are kept as they are).
+  const int head_dim = shape_.head_dim;
+  for (int i = block_; i < slot.tail_tokens; ++i) {
+    for (int d = 0; d < head_dim; ++d) {
+      slot.tail[BlockedKeyIndex(i - block_, d, head_dim)] = slot.tail[BlockedKeyIndex(i, d, head_dim)];
+    }
+  }
+  slot.tail_tokens -= block_;
+  slot.tail.resize(TailElements(slot.tail_tokens, head_dim));
+  slot.blocks.push_back(std::move(block));
+}
+
+void ChannelKeys::Requantize(int layer, int kv_head, int b, int bits, std::span<const float> rows) {
+  Encode(slots_[Slot(layer, kv_head)].blocks[std::size_t(b)], bits, rows);
+}
+
+void ChannelKeys::Truncate(int n) {
+  n = std::max(n, 0);
+  const int head_dim = shape_.head_dim;
+  std::vector<float> rows, row(static_cast<std::size_t>(head_dim));
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    for (int h = 0; h < shape_.n_kv_heads; ++h) {
+      HeadSlot& slot = slots_[Slot(l, h)];
+      const int in_blocks = int(slot.blocks.size()) * block_;
+      if (n >= in_blocks) {
+        slot.tail_tokens = std::min(slot.tail_tokens, n - in_blocks);
+        slot.tail.resize(TailElements(slot.tail_tokens, head_dim));
+        continue;
+      }
+      // The block holding position n goes back to the tail, decoded, up to n.
+      const int keep = n / block_;
+      rows.resize(std::size_t(block_) * std::size_t(head_dim));
+      ReadBlock(l, h, keep, rows.data());
+      slot.blocks.resize(std::size_t(keep));
+      slot.tail_tokens = n - keep * block_;
+      slot.tail.assign(TailElements(slot.tail_tokens, head_dim), 0);
+      for (int i = 0; i < slot.tail_tokens; ++i) {
+        const float* src = rows.data() + std::size_t(i) * std::size_t(head_dim);
+        if (prerope_) {
+          rotator_->Rotate(src, keep * block_ + i, row.data());
+          src = row.data();
+        }
+        SetTail(slot, i, src);
+      }
+    }
+  }
+}
+
+std::size_t ChannelKeys::code_bytes() const {
+  std::size_t bytes = 0;
+  for (const HeadSlot& slot : slots_) {
+    for (const Block& b : slot.blocks) bytes += b.codes.size();
+    bytes += std::size_t(slot.tail_tokens) * std::size_t(shape_.head_dim) * 2;  // fp16 tail
+  }
+  return bytes;
+}
+
+std::size_t ChannelKeys::metadata_bytes() const {
+  std::size_t bytes = 0;
+  for (const HeadSlot& slot : slots_) bytes += slot.blocks.size() * std::size_t(shape_.head_dim) * sizeof(GroupMeta);
+  return bytes;
+}
+
+std::size_t ChannelKeys::table_bytes() const {
+  // The per-block bookkeeping as it is held in memory (width and two array handles).
+  std::size_t bytes = 0;
+  for (const HeadSlot& slot : slots_) bytes += slot.blocks.size() * sizeof(Block);
+  return bytes;
+}
+
+std::vector<std::pair<int, std::size_t>> ChannelKeys::TokensPerWidth() const {
+  std::vector<std::size_t> counts(kArenaSlots, 0);
+  for (const HeadSlot& slot : slots_) {
+    for (const Block& b : slot.blocks) counts[std::size_t(ArenaIndex(b.bits))] += std::size_t(block_);
+    counts[std::size_t(ArenaIndex(kPassThroughBits))] += std::size_t(slot.tail_tokens);
+  }
+  std::vector<std::pair<int, std::size_t>> out;
+  for (int i = 0; i < kArenaSlots; ++i) {
+    if (counts[std::size_t(i)] > 0) out.emplace_back(ArenaBits(i), counts[std::size_t(i)]);
+  }
+  return out;
+}
+
+}  // namespace qaq::internal

@@ -1,0 +1,96 @@
+// Keys quantized per channel in blocks of G consecutive tokens (as KIVI and KVQuant do): one
+// [min, max] per (layer, KV head, channel, block) and one bit width per block. FINDINGS.md: at
+// equal bits this roughly halves the key error of per-token groups, since keys vary far more
+// between channels than between tokens.
+//
+// Per (layer, KV head): complete blocks of codes, stored as G rows of head_dim codes so that a
+// score is one packed dot product per token:
+//   q . k_t = sum_d q_d (offset_d + scale_d c_td) = (q . offset) + (q * scale) . c_t,
+// i.e. DotPackedRows with the query scaled per channel and the constant q . offset; then a tail
+// of the tokens not yet in a complete block, in fp16 (rotated, blocked layout for the fp16
+// kernel) and counted in the size. With `prerope` the blocks hold keys before RoPE and the query
+// is rotated back per token. No outliers: on per-channel keys they did not pay for themselves.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kv/rope_rotator.h"
+#include "qaq/kv_cache.h"
+#include "qaq/quant.h"
+
+namespace qaq::internal {
+
+class ChannelKeys {
+ public:
+  struct Block {
+    int bits = 0;
+    std::vector<std::uint8_t> codes;  // [block][BytesFor(head_dim, bits)]
+    std::vector<GroupMeta> metas;     // [head_dim]
+  };
+
+  ChannelKeys(const KvCacheShape& shape, int block, bool prerope, const RopeRotator* rotator);
+
+  int block() const { return block_; }
+  bool prerope() const { return prerope_; }
+
+  // Writes position pos (rotated key, head_dim values) to the fp16 tail.
+  void Append(int layer, int kv_head, int pos, const float* rotated);
+  void Scores(int layer, int kv_head, std::span<const float> q, std::span<float> scores) const;
+
+  int n_blocks(int layer, int kv_head) const { return int(slots_[Slot(layer, kv_head)].blocks.size()); }
+  const Block& block_at(int layer, int kv_head, int b) const { return slots_[Slot(layer, kv_head)].blocks[std::size_t(b)]; }
+  // Tokens in the tail (first one: n_blocks * block).
+  int tail_size(int layer, int kv_head) const { return slots_[Slot(layer, kv_head)].tail_tokens; }
+
+  // Tail token i (0-based in the tail), decoded into the quantization space (before RoPE when
+  // prerope).
+  void ReadTail(int layer, int kv_head, int i, float* out) const;
+  // Block b decoded: [block][head_dim] in the quantization space.
+  void ReadBlock(int layer, int kv_head, int b, float* out) const;
+
+  // The ranges (max - min, stored fp16) of every channel of `rows` ([block][head_dim]): the
+  // largest is the block's range for the key formula.
+  float BlockRange(std::span<const float> rows);
+  // Turns the first `block` tail tokens into a new block at `bits` (0..8) from `rows`
+  // ([block][head_dim], quantization space).
+  void FormBlock(int layer, int kv_head, int bits, std::span<const float> rows);
+  // Re-quantizes block b at `bits` from `rows`.
+  void Requantize(int layer, int kv_head, int b, int bits, std::span<const float> rows);
+
+  // Forgets tokens >= n (a block cut by n goes back to the fp16 tail, decoded).
+  void Truncate(int n);
+
+  std::size_t code_bytes() const;
+  std::size_t metadata_bytes() const;
+  std::size_t table_bytes() const;
+  // Tokens stored per width, summed over (layer, KV head) (tail tokens at 16).
+  std::vector<std::pair<int, std::size_t>> TokensPerWidth() const;
+
+ private:
+  struct HeadSlot {
+    std::vector<Block> blocks;
+    std::vector<std::uint16_t> tail;  // fp16, blocked layout of kernels/attention.h
+    int tail_tokens = 0;
+  };
+  std::size_t Slot(int layer, int kv_head) const {
+    return std::size_t(layer) * std::size_t(shape_.n_kv_heads) + std::size_t(kv_head);
+  }
+  void Encode(Block& block, int bits, std::span<const float> rows);
+  void SetTail(HeadSlot& slot, int i, const float* rotated);
+
+  KvCacheShape shape_;
+  int block_;
+  bool prerope_;
+  const RopeRotator* rotator_;
+  std::vector<HeadSlot> slots_;  // [layer][kv_head]
+  GroupQuantizer quantizer_{0.0};
+  std::vector<float> channel_;           // [block]
+  std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked
+  std::vector<std::uint8_t> packed_;     // scratch
+  std::vector<std::uint8_t> row_codes_;  // [head_dim]
+};
+
+}  // namespace qaq::internal

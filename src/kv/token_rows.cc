@@ -1,0 +1,315 @@
+#include "kv/token_rows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/attention.h"
+#include "kernels/half.h"
+#include "quant/fp16.h"
+
+namespace qaq::internal {
+namespace {
+
+// Per-thread scratch for the attention calls (Scores and WeightedSum run concurrently for
+// different heads).
+struct AttentionScratch {
+  std::vector<float> results;        // [slot]
+  std::vector<float> weights;        // [slot]
+  std::vector<AffineMeta> affine;    // [slot]
+  std::vector<float> rotated_q;      // [head_dim]
+  std::vector<float> halves;         // fp16 metadata as floats
+};
+
+AttentionScratch& Scratch() {
+  thread_local AttentionScratch scratch;
+  return scratch;
+}
+
+// Slots at the end of an arena whose tokens the call does not cover (a prefill batch asks for
+// fewer tokens than are stored) are left out, so that an arena in token order runs exactly the
+// loop an fp16 cache runs.
+std::size_t RowsToVisit(const WidthArena& arena, std::uint32_t n_tokens) {
+  std::size_t rows = arena.size();
+  while (rows > 0 && arena.token(rows - 1) >= n_tokens) --rows;
+  return rows;
+}
+
+float Sum(const float* x, int n) {
+  float s = 0.0f;
+  for (int i = 0; i < n; ++i) s += x[i];
+  return s;
+}
+
+}  // namespace
+
+void AffineFromMetas(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out) {
+  if (bits == kPassThroughBits) {
+    std::fill(out, out + n, AffineMeta{0.0f, 1.0f});
+    return;
+  }
+  static_assert(sizeof(GroupMeta) == 4);
+  std::vector<float>& halves = Scratch().halves;
+  halves.resize(2 * n);
+  HalfToFloat(reinterpret_cast<const std::uint16_t*>(metas), halves.data(), 2 * n);
+  // §3 as in AffineFromMeta: scale = (max - min) 2^-B (exact: a power of two), offset at the
+  // first segment's midpoint.
+  const float step = std::ldexp(1.0f, -bits);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float scale = (halves[2 * i + 1] - halves[2 * i]) * step;
+    out[i] = {halves[2 * i] + 0.5f * scale, scale};
+  }
+}
+
+TokenRows::TokenRows(const KvCacheShape& shape, KvKind kind, Granularity granularity, double outlier_alpha,
+                     bool prerope, const RopeRotator* rotator)
+    : shape_(shape), kind_(kind), granularity_(granularity), prerope_(prerope), rotator_(rotator) {
+  QAQ_CHECK(!prerope || (kind == KvKind::kKey && rotator != nullptr));
+  switch (granularity) {
+    case Granularity::kHead: n_units_ = shape.n_layers * shape.n_kv_heads, planes_ = 1; break;
+    case Granularity::kLayer: n_units_ = shape.n_layers, planes_ = shape.n_kv_heads; break;
+    case Granularity::kToken: n_units_ = 1, planes_ = shape.n_layers * shape.n_kv_heads; break;
+  }
+  geometry_.n_planes = planes_;
+  geometry_.head_dim = shape.head_dim;
+  geometry_.outliers_per_group = 2 * OutliersPerSide(std::size_t(group_size()), outlier_alpha);
+  geometry_.max_tokens = shape.max_tokens;
+  geometry_.blocked_fp16 = kind == KvKind::kKey;
+  arenas_.resize(std::size_t(n_units_) * kArenaSlots);
+  appended_.assign(std::size_t(n_units_), 0);
+}
+
+int TokenRows::UnitOf(int layer, int kv_head) const {
+  switch (granularity_) {
+    case Granularity::kHead: return layer * shape_.n_kv_heads + kv_head;
+    case Granularity::kLayer: return layer;
+    case Granularity::kToken: break;
+  }
+  return 0;
+}
+
+int TokenRows::PlaneOf(int layer, int kv_head) const {
+  switch (granularity_) {
+    case Granularity::kHead: return 0;
+    case Granularity::kLayer: return kv_head;
+    case Granularity::kToken: break;
+  }
+  return layer * shape_.n_kv_heads + kv_head;
+}
+
+void TokenRows::PairOf(int unit, int plane, int* layer, int* kv_head) const {
+  switch (granularity_) {
+    case Granularity::kHead:
+      *layer = unit / shape_.n_kv_heads, *kv_head = unit % shape_.n_kv_heads;
+      return;
+    case Granularity::kLayer:
+      *layer = unit, *kv_head = plane;
+      return;
+    case Granularity::kToken: break;
+  }
+  *layer = plane / shape_.n_kv_heads, *kv_head = plane % shape_.n_kv_heads;
+}
+
+WidthArena& TokenRows::GetArena(int unit, int bits) {
+  std::unique_ptr<WidthArena>& a = arenas_[Index(unit, ArenaIndex(bits))];
+  if (a == nullptr) a = std::make_unique<WidthArena>(bits, geometry_);
+  return *a;
+}
+
+void TokenRows::Append(int layer, int kv_head, int pos, const float* row) {
+  const int unit = UnitOf(layer, kv_head);
+  WidthArena& fp16 = GetArena(unit, kPassThroughBits);
+  int& appended = appended_[std::size_t(unit)];
+  // The tokens appended since the last re-quantization are the arena's last slots, in order;
+  // the first plane of a unit to see a position makes its slot.
+  if (pos == appended) {
+    fp16.Add(std::uint32_t(pos));
+    ++appended;
+  }
+  QAQ_CHECK(pos < appended && std::size_t(appended - pos) <= fp16.size(), "append of position {} to a unit holding {}",
+            pos, appended);
+  const std::size_t slot = fp16.size() - std::size_t(appended - pos);
+  QAQ_DCHECK(fp16.token(slot) == std::uint32_t(pos));
+  const int plane = PlaneOf(layer, kv_head);
+  for (int d = 0; d < shape_.head_dim; ++d) fp16.SetFp16(plane, slot, d, FloatToFp16(row[d]));
+}
+
+void TokenRows::Scores(int layer, int kv_head, std::span<const float> q, std::span<float> scores) const {
+  const int unit = UnitOf(layer, kv_head), plane = PlaneOf(layer, kv_head), head_dim = shape_.head_dim;
+  const auto n = std::uint32_t(scores.size());
+  AttentionScratch& s = Scratch();
+  const float q_sum = Sum(q.data(), head_dim);
+  for (int a = 0; a < kArenaSlots; ++a) {
+    const WidthArena* arena = arenas_[Index(unit, a)].get();
+    if (arena == nullptr) continue;
+    const std::size_t rows = RowsToVisit(*arena, n);
+    if (rows == 0) continue;
+    const int bits = arena->bits();
+    s.results.resize(rows);
+    if (bits == kPassThroughBits) {
+      ScoresF16(arena->fp16_plane(plane), std::int64_t(rows), head_dim, q.data(), s.results.data());
+    } else {
+      s.affine.resize(rows);
+      AffineFromMetas(arena->metas(), rows, bits, s.affine.data());
+      if (!prerope_) {
+        DotPackedRows(q.data(), q_sum, arena->plane(plane), arena->row_bytes(), s.affine.data(), int(rows), bits,
+                      head_dim, s.results.data());
+      }
+      s.rotated_q.resize(std::size_t(head_dim));
+      const int k = arena->outliers_per_group();
+      const std::uint32_t lo = std::uint32_t(plane * head_dim), hi = lo + std::uint32_t(head_dim);
+      for (std::size_t r = 0; r < rows; ++r) {
+        const float* qr = q.data();
+        if (prerope_) {
+          // q . R_t k = (R_t^T q) . k: the stored key is before RoPE.
+          rotator_->Unrotate(q.data(), int(arena->token(r)), s.rotated_q.data());
+          qr = s.rotated_q.data();
+          s.results[r] = DotPacked(qr, Sum(qr, head_dim), arena->Row(plane, r), bits, s.affine[r], head_dim);
+        }
+        // OutlierDot's correction: an outlier's position holds code 0, reconstructed as the offset.
+        for (int j = 0; j < k; ++j) {
+          const std::uint32_t i = arena->outlier_index(r, j);
+          if (i >= lo && i < hi) s.results[r] += qr[i - lo] * (arena->outlier_value(r, j) - s.affine[r].offset);
+        }
+      }
+    }
+    s.results.resize(arena->size());  // slots past `rows` are not written: Scatter skips them by token
+    arena->tokens().Scatter(s.results.data(), n, scores.data());
+  }
+}
+
+void TokenRows::WeightedSum(int layer, int kv_head, std::span<const float> probs, std::span<float> out) const {
+  const int unit = UnitOf(layer, kv_head), plane = PlaneOf(layer, kv_head), head_dim = shape_.head_dim;
+  const auto n = std::uint32_t(probs.size());
+  AttentionScratch& s = Scratch();
+  for (int a = 0; a < kArenaSlots; ++a) {
+    const WidthArena* arena = arenas_[Index(unit, a)].get();
+    if (arena == nullptr) continue;
+    const std::size_t rows = RowsToVisit(*arena, n);
+    if (rows == 0) continue;
+    const int bits = arena->bits();
+    s.weights.resize(arena->size());
+    arena->tokens().Gather(probs.data(), n, s.weights.data());
+    if (bits == kPassThroughBits) {
+      WeightedSumF16(arena->fp16_plane(plane), std::int64_t(rows), head_dim, s.weights.data(), out.data());
+      continue;
+    }
+    s.affine.resize(rows);
+    AffineFromMetas(arena->metas(), rows, bits, s.affine.data());
+    AxpyPackedRows(s.weights.data(), arena->plane(plane), arena->row_bytes(), s.affine.data(), int(rows), bits,
+                   head_dim, out.data());
+    const int k = arena->outliers_per_group();
+    if (k == 0) continue;
+    const std::uint32_t lo = std::uint32_t(plane * head_dim), hi = lo + std::uint32_t(head_dim);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const float w = s.weights[r];
+      if (w == 0.0f) continue;
+      // OutlierAxpy's correction.
+      for (int j = 0; j < k; ++j) {
+        const std::uint32_t i = arena->outlier_index(r, j);
+        if (i >= lo && i < hi) out[i - lo] += w * (arena->outlier_value(r, j) - s.affine[r].offset);
+      }
+    }
+  }
+}
+
+void TokenRows::ReadGroup(int unit, const WidthArena& arena, std::size_t slot, std::span<float> out) const {
+  const int head_dim = shape_.head_dim;
+  QAQ_CHECK(out.size() == std::size_t(group_size()));
+  const int bits = arena.bits();
+  if (bits == kPassThroughBits) {
+    for (int p = 0; p < planes_; ++p) {
+      float* row = out.data() + std::size_t(p) * std::size_t(head_dim);
+      for (int d = 0; d < head_dim; ++d) row[d] = Fp16ToFloat(arena.Fp16(p, slot, d));
+      if (prerope_) rotator_->Unrotate(row, int(arena.token(slot)), row);
+    }
+    return;
+  }
+  (void)unit;
+  thread_local PackedGroup g;
+  g.bits = bits;
+  g.size = group_size();
+  g.meta = arena.meta(slot);
+  g.codes.resize(BytesFor(std::size_t(g.size), bits));
+  // head_dim is a multiple of 8, so every plane's row starts on a byte of the group's stream.
+  for (int p = 0; p < planes_; ++p) {
+    std::memcpy(g.codes.data() + std::size_t(p) * arena.row_bytes(), arena.Row(p, slot), arena.row_bytes());
+  }
+  g.outliers.resize(std::size_t(arena.outliers_per_group()));
+  for (int j = 0; j < arena.outliers_per_group(); ++j) {
+    g.outliers[std::size_t(j)] = {arena.outlier_index(slot, j), arena.outlier_value(slot, j)};
+  }
+  DecodeGroup(g, out);
+}
+
+void TokenRows::StoreGroup(int unit, std::uint32_t token, int bits, std::span<const float> values,
+                           GroupQuantizer& quantizer) {
+  const int head_dim = shape_.head_dim;
+  QAQ_CHECK(values.size() == std::size_t(group_size()));
+  WidthArena& arena = GetArena(unit, bits);
+  const std::size_t slot = arena.Add(token);
+  if (bits == kPassThroughBits) {
+    std::vector<float> row(static_cast<std::size_t>(head_dim));
+    for (int p = 0; p < planes_; ++p) {
+      const float* v = values.data() + std::size_t(p) * std::size_t(head_dim);
+      if (prerope_) {
+        rotator_->Rotate(v, int(token), row.data());
+        v = row.data();
+      }
+      for (int d = 0; d < head_dim; ++d) arena.SetFp16(p, slot, d, FloatToFp16(v[d]));
+    }
+    return;
+  }
+  codes_scratch_.resize(BytesFor(values.size(), bits) + 8);
+  quantizer.PackCodesTo(values, bits, codes_scratch_.data());
+  for (int p = 0; p < planes_; ++p) {
+    std::memcpy(arena.Row(p, slot), codes_scratch_.data() + std::size_t(p) * arena.row_bytes(), arena.row_bytes());
+  }
+  arena.meta(slot) = quantizer.analysis().meta;
+  arena.SetOutliers(slot, quantizer.analysis().outliers);
+}
+
+void TokenRows::Truncate(int n) {
+  for (int u = 0; u < n_units_; ++u) {
+    for (int a = 0; a < kArenaSlots; ++a) {
+      WidthArena* arena = arenas_[Index(u, a)].get();
+      if (arena == nullptr) continue;
+      for (std::size_t r = arena->size(); r-- > 0;) {
+        if (arena->token(r) >= std::uint32_t(std::max(n, 0))) arena->SwapRemove(r);
+      }
+    }
+    appended_[std::size_t(u)] = std::min(appended_[std::size_t(u)], std::max(n, 0));
+  }
+}
+
+std::size_t TokenRows::code_bytes() const {
+  std::size_t b = 0;
+  for (const auto& a : arenas_) b += a ? a->code_bytes() : 0;
+  return b;
+}
+std::size_t TokenRows::metadata_bytes() const {
+  std::size_t b = 0;
+  for (const auto& a : arenas_) b += a ? a->metadata_bytes() : 0;
+  return b;
+}
+std::size_t TokenRows::outlier_bytes() const {
+  std::size_t b = 0;
+  for (const auto& a : arenas_) b += a ? a->outlier_bytes() : 0;
+  return b;
+}
+std::size_t TokenRows::table_bytes() const {
+  std::size_t b = 0;
+  for (const auto& a : arenas_) b += a ? a->table_bytes() : 0;
+  return b;
+}
+
+std::array<std::size_t, kArenaSlots> TokenRows::GroupsPerWidth() const {
+  std::array<std::size_t, kArenaSlots> counts{};
+  for (std::size_t i = 0; i < arenas_.size(); ++i) {
+    if (arenas_[i]) counts[i % kArenaSlots] += arenas_[i]->size();
+  }
+  return counts;
+}
+
+}  // namespace qaq::internal
