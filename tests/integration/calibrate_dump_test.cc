@@ -174,7 +174,7 @@ TEST(CalibrateCommandTest, ErrorsAreOneLine) {
       {"-f " + dir + "/missing.txt -o " + dir + "/c.json", 1, "text file '" + dir + "/missing.txt' not found"},
       {"-f " + dir + "/empty.txt -o " + dir + "/c.json", 1, "is empty"},
       {"-f " + dir + "/blank.txt -o " + dir + "/c.json", 1, "is empty"},
-      {"-f " + dir + "/text.txt -o " + dir + "/file/c.json", 1, "does not exist"},
+      {"-f " + dir + "/text.txt -o " + dir + "/file/c.json", 1, "'" + dir + "/file' is not a folder"},
       {"-f " + dir + "/text.txt -o " + dir + "/no/such/folder/c.json", 1, "does not exist"},
       {"-f " + dir + "/text.txt -o " + dir, 1, "is a folder"},
       {"-f " + dir + "/text.txt -o " + dir + "/c.json --quantile 0", 2, "--quantile 0 must be between 0 and 1"},

@@ -59,8 +59,11 @@ Status CheckOutputFile(const std::string& path) {
   if (std::filesystem::is_directory(path, ec)) return InternalError("output '{}' is a folder, not a file", path);
   std::filesystem::path folder = std::filesystem::path(path).parent_path();
   if (folder.empty()) folder = ".";
-  if (!std::filesystem::is_directory(folder, ec)) {
+  if (!std::filesystem::exists(folder, ec)) {
     return InternalError("cannot write '{}': folder '{}' does not exist", path, folder.string());
+  }
+  if (!std::filesystem::is_directory(folder, ec)) {
+    return InternalError("cannot write '{}': '{}' is not a folder", path, folder.string());
   }
   if (::access(folder.c_str(), W_OK) != 0) {
     return InternalError("cannot write '{}': folder '{}' is not writable", path, folder.string());
