@@ -143,7 +143,7 @@ void RecordingCache::ObserveAttention(int layer, int q_head, int query_pos, std:
       std::copy(pending_[i].q.begin(), pending_[i].q.end(),
                 queries_[l].begin() +
                     std::ptrdiff_t((std::size_t(query_pos) * std::size_t(s.n_heads) + std::size_t(q_head)) * head_dim));
-      pending_[i] = std::move(pending_.back());
+      if (i + 1 != pending_.size()) pending_[i] = std::move(pending_.back());
       pending_.pop_back();
     }
   }
