@@ -1,5 +1,9 @@
 #include "kv/bit_planner.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
 #include "core/check.h"
 
 namespace qaq::internal {
@@ -59,6 +63,15 @@ Status BitPlanner::MakePolicies() {
   return OkStatus();
 }
 
+int BitPlanner::Shifted(int bits, int unit, int token) const {
+  if (key_shift_ <= 0.0 || bits == kPassThroughBits) return bits;
+  // A fixed dither in [0, 1) per group (a multiplicative hash of its numbers).
+  const std::uint32_t h = (std::uint32_t(unit) * 2654435761u) ^ (std::uint32_t(token) * 2246822519u);
+  const double dither = double((h * 2654435761u) >> 8) / double(1u << 24);
+  const int shift = int(std::floor(key_shift_ + dither));
+  return std::max(bits - shift, std::min(bits, config_.bits_min));
+}
+
 bool BitPlanner::needs_window() const {
   return config_.backend == KvBackendKind::kQaq && config_.bits_min != kPassThroughBits;
 }
@@ -73,11 +86,11 @@ int BitPlanner::TokenBits(KvKind kind, int unit, int token, int n_tokens, double
       return token >= n_tokens - residual ? kPassThroughBits : config_.value_bits;
     }
     case KvBackendKind::kQaq: {
-      if (kind == KvKind::kKey && config_.key_bits_fixed >= 0) return config_.key_bits_fixed;
+      if (kind == KvKind::kKey && config_.key_bits_fixed >= 0) return Shifted(config_.key_bits_fixed, unit, token);
       const BitPolicy& policy = kind == KvKind::kKey ? *key_policy_ : *value_policy_;
       const StatusOr<int> bits = policy.GroupBits(token, n_tokens, unit, range, window);
       QAQ_CHECK(bits.ok(), "bit policy: {}", bits.status().message());
-      return *bits;
+      return kind == KvKind::kKey ? Shifted(*bits, unit, token) : *bits;
     }
     default: break;
   }
@@ -87,11 +100,11 @@ int BitPlanner::TokenBits(KvKind kind, int unit, int token, int n_tokens, double
 
 int BitPlanner::BlockBits(int layer, int kv_head, int first_token, int n_tokens, double range) const {
   if (config_.backend != KvBackendKind::kQaq) return config_.key_bits;
-  if (config_.key_bits_fixed >= 0) return config_.key_bits_fixed;
-  const StatusOr<int> bits =
-      block_policy_->GroupBits(first_token, n_tokens, layer * shape_.n_kv_heads + kv_head, range, nullptr);
+  const int unit = layer * shape_.n_kv_heads + kv_head;
+  if (config_.key_bits_fixed >= 0) return Shifted(config_.key_bits_fixed, unit, first_token);
+  const StatusOr<int> bits = block_policy_->GroupBits(first_token, n_tokens, unit, range, nullptr);
   QAQ_CHECK(bits.ok(), "bit policy: {}", bits.status().message());
-  return *bits;
+  return Shifted(*bits, unit, first_token);
 }
 
 }  // namespace qaq::internal

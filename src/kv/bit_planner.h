@@ -30,6 +30,11 @@ class BitPlanner {
   double key_error() const { return key_error_; }
   double value_error() const { return value_error_; }
   Status SetTargets(double key_error, double value_error);
+  // Budget mode: every key group gets floor(shift + d) bits fewer than its formula gives (never
+  // below B_min), d in [0, 1) a fixed per-group dither, so that a fractional shift lowers the
+  // widths of that fraction of the groups and the cache's size changes smoothly with it.
+  void SetKeyShift(double shift) { key_shift_ = shift; }
+  double key_shift() const { return key_shift_; }
 
   // Whether values need the attention window (qaq with a value policy).
   bool needs_window() const;
@@ -44,11 +49,13 @@ class BitPlanner {
  private:
   BitPlanner() = default;
   Status MakePolicies();
+  int Shifted(int bits, int unit, int token) const;
 
   KvCacheConfig config_;
   KvCacheShape shape_;
   const QueryNormCalibration* calibration_ = nullptr;
   double key_error_ = 0.0, value_error_ = 0.0;
+  double key_shift_ = 0.0;
   std::optional<BitPolicy> key_policy_, value_policy_;
   std::optional<BitPolicy> block_policy_;  // keys per channel: head granularity, for |q~|^2 per head
 };

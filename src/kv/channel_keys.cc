@@ -43,7 +43,7 @@ void ChannelKeys::SetTail(HeadSlot& slot, int i, const float* rotated) {
 
 void ChannelKeys::Append(int layer, int kv_head, int pos, const float* rotated) {
   HeadSlot& slot = slots_[Slot(layer, kv_head)];
-  QAQ_CHECK(pos == int(slot.blocks.size()) * block_ + slot.tail_tokens, "channel keys: position {} out of order", pos);
+  QAQ_CHECK(pos == int(slot.bits.size()) * block_ + slot.tail_tokens, "channel keys: position {} out of order", pos);
   SetTail(slot, slot.tail_tokens, rotated);
   ++slot.tail_tokens;
 }
@@ -56,13 +56,16 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
   s.rotated_q.resize(std::size_t(head_dim));
   s.channels.resize(std::size_t(head_dim));
   s.rows.resize(std::size_t(block_));
-  for (std::size_t b = 0; b < slot.blocks.size(); ++b) {
+  const std::uint8_t* codes = slot.codes.data();
+  for (std::size_t b = 0; b < slot.bits.size(); ++b) {
     const int start = int(b) * block_;
     if (start >= n) return;
     const int rows = std::min(block_, n - start);
-    const Block& block = slot.blocks[b];
-    AffineFromMetas(block.metas.data(), std::size_t(head_dim), block.bits, s.channels.data());
-    const std::size_t row_bytes = BytesFor(std::size_t(head_dim), block.bits);
+    const int bits = slot.bits[b];
+    AffineFromMetas(slot.metas.data() + b * std::size_t(head_dim), std::size_t(head_dim), bits, s.channels.data());
+    const std::size_t row_bytes = BytesFor(std::size_t(head_dim), bits);
+    const std::uint8_t* block_codes = codes;
+    codes += BlockBytes(bits);
     if (!prerope_) {
       float constant = 0.0f;
       for (int d = 0; d < head_dim; ++d) {
@@ -70,7 +73,7 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
         s.scaled_q[std::size_t(d)] = q[std::size_t(d)] * s.channels[std::size_t(d)].scale;
       }
       std::fill(s.rows.begin(), s.rows.end(), AffineMeta{constant, 1.0f});
-      DotPackedRows(s.scaled_q.data(), 1.0f, block.codes.data(), row_bytes, s.rows.data(), rows, block.bits, head_dim,
+      DotPackedRows(s.scaled_q.data(), 1.0f, block_codes, row_bytes, s.rows.data(), rows, bits, head_dim,
                     scores.data() + start);
       continue;
     }
@@ -82,11 +85,11 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
         constant += s.rotated_q[std::size_t(d)] * s.channels[std::size_t(d)].offset;
         s.scaled_q[std::size_t(d)] = s.rotated_q[std::size_t(d)] * s.channels[std::size_t(d)].scale;
       }
-      scores[std::size_t(start + r)] = DotPacked(s.scaled_q.data(), 1.0f, block.codes.data() + std::size_t(r) * row_bytes,
-                                                 block.bits, AffineMeta{constant, 1.0f}, head_dim);
+      scores[std::size_t(start + r)] = DotPacked(s.scaled_q.data(), 1.0f, block_codes + std::size_t(r) * row_bytes,
+                                                 bits, AffineMeta{constant, 1.0f}, head_dim);
     }
   }
-  const int tail_start = int(slot.blocks.size()) * block_;
+  const int tail_start = int(slot.bits.size()) * block_;
   const int tail_rows = std::min(slot.tail_tokens, n - tail_start);
   if (tail_rows <= 0) return;
   ScoresF16(slot.tail.data(), tail_rows, head_dim, q.data(), scores.data() + tail_start);
@@ -96,18 +99,26 @@ void ChannelKeys::ReadTail(int layer, int kv_head, int i, float* out) const {
   const HeadSlot& slot = slots_[Slot(layer, kv_head)];
   QAQ_DCHECK(i >= 0 && i < slot.tail_tokens);
   for (int d = 0; d < shape_.head_dim; ++d) out[d] = Fp16ToFloat(slot.tail[BlockedKeyIndex(i, d, shape_.head_dim)]);
-  if (prerope_) rotator_->Unrotate(out, int(slot.blocks.size()) * block_ + i, out);
+  if (prerope_) rotator_->Unrotate(out, int(slot.bits.size()) * block_ + i, out);
+}
+
+std::size_t ChannelKeys::BlockOffset(const HeadSlot& slot, int b) const {
+  std::size_t offset = 0;
+  for (int i = 0; i < b; ++i) offset += BlockBytes(slot.bits[std::size_t(i)]);
+  return offset;
 }
 
 void ChannelKeys::ReadBlock(int layer, int kv_head, int b, float* out) const {
-  const Block& block = slots_[Slot(layer, kv_head)].blocks[std::size_t(b)];
-  const int head_dim = shape_.head_dim;
+  const HeadSlot& slot = slots_[Slot(layer, kv_head)];
+  const int head_dim = shape_.head_dim, bits = slot.bits[std::size_t(b)];
+  const GroupMeta* metas = block_metas(layer, kv_head, b);
+  const std::uint8_t* block_codes = slot.codes.data() + BlockOffset(slot, b);
   std::vector<AffineMeta> channels(static_cast<std::size_t>(head_dim));
-  for (int d = 0; d < head_dim; ++d) channels[std::size_t(d)] = AffineFromMeta(block.metas[std::size_t(d)], block.bits);
+  for (int d = 0; d < head_dim; ++d) channels[std::size_t(d)] = AffineFromMeta(metas[d], bits);
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(head_dim), 0);
-  const std::size_t row_bytes = BytesFor(std::size_t(head_dim), block.bits);
+  const std::size_t row_bytes = BytesFor(std::size_t(head_dim), bits);
   for (int r = 0; r < block_; ++r) {
-    if (block.bits > 0) UnpackCodes(block.codes.data() + std::size_t(r) * row_bytes, block.bits, codes);
+    if (bits > 0) UnpackCodes(block_codes + std::size_t(r) * row_bytes, bits, codes);
     for (int d = 0; d < head_dim; ++d) {
       const AffineMeta m = channels[std::size_t(d)];
       out[std::size_t(r) * std::size_t(head_dim) + std::size_t(d)] = m.offset + m.scale * float(codes[std::size_t(d)]);
@@ -127,13 +138,11 @@ float ChannelKeys::BlockRange(std::span<const float> rows) {
   return range;
 }
 
-void ChannelKeys::Encode(Block& block, int bits, std::span<const float> rows) {
+void ChannelKeys::Encode(int bits, std::span<const float> rows, GroupMeta* metas) {
   const int head_dim = shape_.head_dim;
   QAQ_CHECK(bits >= 0 && bits <= kMaxCodeBits && rows.size() == std::size_t(block_) * std::size_t(head_dim));
-  block.bits = bits;
-  block.metas.assign(std::size_t(head_dim), GroupMeta{});
   const std::size_t row_bytes = BytesFor(std::size_t(head_dim), bits);
-  block.codes.assign(std::size_t(block_) * row_bytes, 0);
+  block_codes_.assign(BlockBytes(bits), 0);
   channel_.resize(std::size_t(block_));
   codes_.resize(std::size_t(head_dim) * std::size_t(block_));
   packed_.resize(BytesFor(std::size_t(block_), bits) + 8);
@@ -141,7 +150,7 @@ void ChannelKeys::Encode(Block& block, int bits, std::span<const float> rows) {
   // token rows.
   for (int d = 0; d < head_dim; ++d) {
     for (int r = 0; r < block_; ++r) channel_[std::size_t(r)] = rows[std::size_t(r) * std::size_t(head_dim) + std::size_t(d)];
-    block.metas[std::size_t(d)] = quantizer_.Analyze(channel_).meta;
+    metas[d] = quantizer_.Analyze(channel_).meta;
     if (bits == 0) continue;
     quantizer_.PackCodesTo(channel_, bits, packed_.data());
     UnpackCodes(packed_.data(), bits, std::span<std::uint8_t>(codes_.data() + std::size_t(d) * std::size_t(block_), std::size_t(block_)));
@@ -150,15 +159,17 @@ void ChannelKeys::Encode(Block& block, int bits, std::span<const float> rows) {
   row_codes_.resize(std::size_t(head_dim));
   for (int r = 0; r < block_; ++r) {
     for (int d = 0; d < head_dim; ++d) row_codes_[std::size_t(d)] = codes_[std::size_t(d) * std::size_t(block_) + std::size_t(r)];
-    PackCodes(row_codes_, bits, block.codes.data() + std::size_t(r) * row_bytes);
+    PackCodes(row_codes_, bits, block_codes_.data() + std::size_t(r) * row_bytes);
   }
 }
 
 void ChannelKeys::FormBlock(int layer, int kv_head, int bits, std::span<const float> rows) {
   HeadSlot& slot = slots_[Slot(layer, kv_head)];
   QAQ_CHECK(slot.tail_tokens >= block_, "a block needs {} tail tokens, {} held", block_, slot.tail_tokens);
-  Block block;
-  Encode(block, bits, rows);
+  slot.metas.resize(slot.metas.size() + std::size_t(shape_.head_dim));
+  Encode(bits, rows, slot.metas.data() + slot.metas.size() - std::size_t(shape_.head_dim));
+  slot.codes.insert(slot.codes.end(), block_codes_.begin(), block_codes_.end());
+  slot.bits.push_back(std::uint8_t(bits));
   // Shift the rest of the tail down by one block (its rotated fp16 keys are kept as they are).
   const int head_dim = shape_.head_dim;
   for (int i = block_; i < slot.tail_tokens; ++i) {
@@ -168,11 +179,17 @@ void ChannelKeys::FormBlock(int layer, int kv_head, int bits, std::span<const fl
   }
   slot.tail_tokens -= block_;
   slot.tail.resize(TailElements(slot.tail_tokens, head_dim));
-  slot.blocks.push_back(std::move(block));
 }
 
 void ChannelKeys::Requantize(int layer, int kv_head, int b, int bits, std::span<const float> rows) {
-  Encode(slots_[Slot(layer, kv_head)].blocks[std::size_t(b)], bits, rows);
+  HeadSlot& slot = slots_[Slot(layer, kv_head)];
+  Encode(bits, rows, slot.metas.data() + std::size_t(b) * std::size_t(shape_.head_dim));
+  // The blocks after b move by the difference in size.
+  const auto offset = std::ptrdiff_t(BlockOffset(slot, b));
+  const auto old_end = offset + std::ptrdiff_t(BlockBytes(slot.bits[std::size_t(b)]));
+  slot.codes.erase(slot.codes.begin() + offset, slot.codes.begin() + old_end);
+  slot.codes.insert(slot.codes.begin() + offset, block_codes_.begin(), block_codes_.end());
+  slot.bits[std::size_t(b)] = std::uint8_t(bits);
 }
 
 void ChannelKeys::Truncate(int n) {
@@ -182,7 +199,7 @@ void ChannelKeys::Truncate(int n) {
   for (int l = 0; l < shape_.n_layers; ++l) {
     for (int h = 0; h < shape_.n_kv_heads; ++h) {
       HeadSlot& slot = slots_[Slot(l, h)];
-      const int in_blocks = int(slot.blocks.size()) * block_;
+      const int in_blocks = int(slot.bits.size()) * block_;
       if (n >= in_blocks) {
         slot.tail_tokens = std::min(slot.tail_tokens, n - in_blocks);
         slot.tail.resize(TailElements(slot.tail_tokens, head_dim));
@@ -192,7 +209,9 @@ void ChannelKeys::Truncate(int n) {
       const int keep = n / block_;
       rows.resize(std::size_t(block_) * std::size_t(head_dim));
       ReadBlock(l, h, keep, rows.data());
-      slot.blocks.resize(std::size_t(keep));
+      slot.codes.resize(BlockOffset(slot, keep));
+      slot.metas.resize(std::size_t(keep) * std::size_t(head_dim));
+      slot.bits.resize(std::size_t(keep));
       slot.tail_tokens = n - keep * block_;
       slot.tail.assign(TailElements(slot.tail_tokens, head_dim), 0);
       for (int i = 0; i < slot.tail_tokens; ++i) {
@@ -210,7 +229,7 @@ void ChannelKeys::Truncate(int n) {
 std::size_t ChannelKeys::code_bytes() const {
   std::size_t bytes = 0;
   for (const HeadSlot& slot : slots_) {
-    for (const Block& b : slot.blocks) bytes += b.codes.size();
+    bytes += slot.codes.size();
     bytes += std::size_t(slot.tail_tokens) * std::size_t(shape_.head_dim) * 2;  // fp16 tail
   }
   return bytes;
@@ -218,21 +237,20 @@ std::size_t ChannelKeys::code_bytes() const {
 
 std::size_t ChannelKeys::metadata_bytes() const {
   std::size_t bytes = 0;
-  for (const HeadSlot& slot : slots_) bytes += slot.blocks.size() * std::size_t(shape_.head_dim) * sizeof(GroupMeta);
+  for (const HeadSlot& slot : slots_) bytes += slot.metas.size() * sizeof(GroupMeta);
   return bytes;
 }
 
 std::size_t ChannelKeys::table_bytes() const {
-  // The per-block bookkeeping as it is held in memory (width and two array handles).
   std::size_t bytes = 0;
-  for (const HeadSlot& slot : slots_) bytes += slot.blocks.size() * sizeof(Block);
+  for (const HeadSlot& slot : slots_) bytes += slot.bits.size();
   return bytes;
 }
 
 std::vector<std::pair<int, std::size_t>> ChannelKeys::TokensPerWidth() const {
   std::vector<std::size_t> counts(kArenaSlots, 0);
   for (const HeadSlot& slot : slots_) {
-    for (const Block& b : slot.blocks) counts[std::size_t(ArenaIndex(b.bits))] += std::size_t(block_);
+    for (const std::uint8_t bits : slot.bits) counts[std::size_t(ArenaIndex(bits))] += std::size_t(block_);
     counts[std::size_t(ArenaIndex(kPassThroughBits))] += std::size_t(slot.tail_tokens);
   }
   std::vector<std::pair<int, std::size_t>> out;

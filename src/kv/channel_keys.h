@@ -25,12 +25,6 @@ namespace qaq::internal {
 
 class ChannelKeys {
  public:
-  struct Block {
-    int bits = 0;
-    std::vector<std::uint8_t> codes;  // [block][BytesFor(head_dim, bits)]
-    std::vector<GroupMeta> metas;     // [head_dim]
-  };
-
   ChannelKeys(const KvCacheShape& shape, int block, bool prerope, const RopeRotator* rotator);
 
   int block() const { return block_; }
@@ -40,8 +34,12 @@ class ChannelKeys {
   void Append(int layer, int kv_head, int pos, const float* rotated);
   void Scores(int layer, int kv_head, std::span<const float> q, std::span<float> scores) const;
 
-  int n_blocks(int layer, int kv_head) const { return int(slots_[Slot(layer, kv_head)].blocks.size()); }
-  const Block& block_at(int layer, int kv_head, int b) const { return slots_[Slot(layer, kv_head)].blocks[std::size_t(b)]; }
+  int n_blocks(int layer, int kv_head) const { return int(slots_[Slot(layer, kv_head)].bits.size()); }
+  int block_bits(int layer, int kv_head, int b) const { return slots_[Slot(layer, kv_head)].bits[std::size_t(b)]; }
+  // The head_dim channel ranges of block b.
+  const GroupMeta* block_metas(int layer, int kv_head, int b) const {
+    return slots_[Slot(layer, kv_head)].metas.data() + std::size_t(b) * std::size_t(shape_.head_dim);
+  }
   // Tokens in the tail (first one: n_blocks * block).
   int tail_size(int layer, int kv_head) const { return slots_[Slot(layer, kv_head)].tail_tokens; }
 
@@ -65,20 +63,27 @@ class ChannelKeys {
 
   std::size_t code_bytes() const;
   std::size_t metadata_bytes() const;
+  // One byte (the width) per block: a block's place follows from the widths before it.
   std::size_t table_bytes() const;
   // Tokens stored per width, summed over (layer, KV head) (tail tokens at 16).
   std::vector<std::pair<int, std::size_t>> TokensPerWidth() const;
 
  private:
+  // Blocks back to back: block b holds `block` rows of BytesFor(head_dim, bits[b]) bytes.
   struct HeadSlot {
-    std::vector<Block> blocks;
-    std::vector<std::uint16_t> tail;  // fp16, blocked layout of kernels/attention.h
+    std::vector<std::uint8_t> bits;    // [block]
+    std::vector<std::uint8_t> codes;   // every block's rows
+    std::vector<GroupMeta> metas;      // [block][head_dim]
+    std::vector<std::uint16_t> tail;   // fp16, blocked layout of kernels/attention.h
     int tail_tokens = 0;
   };
   std::size_t Slot(int layer, int kv_head) const {
     return std::size_t(layer) * std::size_t(shape_.n_kv_heads) + std::size_t(kv_head);
   }
-  void Encode(Block& block, int bits, std::span<const float> rows);
+  std::size_t BlockBytes(int bits) const { return std::size_t(block_) * BytesFor(std::size_t(shape_.head_dim), bits); }
+  std::size_t BlockOffset(const HeadSlot& slot, int b) const;
+  // Quantizes rows ([block][head_dim]) into codes_ (the block's rows) and metas.
+  void Encode(int bits, std::span<const float> rows, GroupMeta* metas);
   void SetTail(HeadSlot& slot, int i, const float* rotated);
 
   KvCacheShape shape_;
@@ -89,6 +94,7 @@ class ChannelKeys {
   GroupQuantizer quantizer_{0.0};
   std::vector<float> channel_;           // [block]
   std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked
+  std::vector<std::uint8_t> block_codes_;  // the encoded block
   std::vector<std::uint8_t> packed_;     // scratch
   std::vector<std::uint8_t> row_codes_;  // [head_dim]
 };

@@ -1,11 +1,16 @@
 // Budget mode (qaq with ratio=R, `--kv-ratio R` / `--kv-bits B`): the error targets are chosen on
 // the prompt so that quantizing it reaches the requested compression ratio, every byte counted.
 //
-// Both targets are scaled by one factor s (their proportion is the configured one). The cache's
-// size after quantization is a non-increasing function of s that can be computed exactly from
-// the groups' ranges without quantizing anything (the §8 sizes of each width), so s is found by
-// bisection on log s: the smallest s whose plan reaches the ratio, i.e. the most accurate cache
-// that fits. The targets then stay fixed for the rest of the sequence.
+// One parameter s moves along a family of plans. For s <= 1 both targets are scaled by s (their
+// proportion is the configured one). The key formula (§2) is logarithmic in its target, so
+// beyond the configured targets it barely responds and keys would keep their widths while values
+// fall to nothing; so for s > 1 the value target is scaled by s and the keys, at their configured
+// target, are shifted down by log4(s) bits (BitPlanner::SetKeyShift): per fourfold increase the
+// values lose two bits (§1) and the keys, the more sensitive half, one.
+// The cache's size after quantization is a non-increasing function of s that can be computed
+// exactly from the groups' ranges without quantizing anything (the §8 sizes of each width), so s
+// is found by bisection on log s: the smallest s whose plan reaches the ratio, i.e. the most
+// accurate cache of this family that fits. The targets then stay fixed for the sequence.
 #include <algorithm>
 #include <cmath>
 
@@ -84,7 +89,7 @@ void QuantizedKvCache::SolveBudget() {
         }
         const int rest = keys.tail_size(l, h) - full * block;
         fixed_bytes += std::size_t(rest) * std::size_t(head_dim) * 2;
-        fixed_bytes += std::size_t(keys.n_blocks(l, h) + full) * sizeof(ChannelKeys::Block);
+        fixed_bytes += std::size_t(keys.n_blocks(l, h) + full);  // a width byte per block
       }
     }
   }
@@ -109,10 +114,13 @@ void QuantizedKvCache::SolveBudget() {
     return total;
   };
   const double fp16_bytes = double(n) * shape_.n_layers * shape_.n_kv_heads * shape_.head_dim * 2 * 2;
-  const double k0 = planner_.key_error(), v0 = planner_.value_error();
+  // From the configured targets (a new sequence solves again from them, not from the last choice).
+  const double k0 = config_.key_error > 0.0 ? config_.key_error : kDefaultQaqKeyError;
+  const double v0 = config_.value_error > 0.0 ? config_.value_error : kDefaultQaqValueError;
   auto ratio_at = [&](double log_scale) {
     const double s = std::exp(log_scale);
-    QAQ_CHECK(planner_.SetTargets(k0 * s, v0 * s).ok());
+    QAQ_CHECK(planner_.SetTargets(k0 * std::min(s, 1.0), v0 * s).ok());
+    planner_.SetKeyShift(log_scale > 0.0 ? log_scale / std::log(4.0) : 0.0);
     return fp16_bytes / double(planned_bytes());
   };
   // ln s in [-20, 20]: from targets e^-20 times the configured ones (every group at B_max) to
@@ -132,8 +140,9 @@ void QuantizedKvCache::SolveBudget() {
   }
   const double s = std::exp(budget_.reachable ? hi : lo);
   budget_.planned_ratio = ratio_at(std::log(s));
-  budget_.key_error = k0 * s;
-  budget_.value_error = v0 * s;
+  budget_.key_error = planner_.key_error();
+  budget_.value_error = planner_.value_error();
+  budget_.key_shift = planner_.key_shift();
 }
 
 }  // namespace qaq::internal

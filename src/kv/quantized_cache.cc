@@ -209,7 +209,7 @@ std::vector<GroupRecord> QuantizedKvCache::Groups() const {
         const int unit = l * shape_.n_kv_heads + h;
         const int n_blocks = channel_keys_->n_blocks(l, h);
         for (int b = 0; b < n_blocks; ++b) {
-          groups.push_back({KvKind::kKey, unit, b * block, channel_keys_->block_at(l, h, b).bits});
+          groups.push_back({KvKind::kKey, unit, b * block, channel_keys_->block_bits(l, h, b)});
         }
         for (int i = 0; i < channel_keys_->tail_size(l, h); ++i) {
           groups.push_back({KvKind::kKey, unit, n_blocks * block + i, kPassThroughBits});

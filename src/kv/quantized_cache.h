@@ -44,7 +44,8 @@ struct BudgetChoice {
   bool solved = false;
   bool reachable = true;      // false: even the smallest bits do not reach the ratio
   double key_error = 0.0, value_error = 0.0;
-  double planned_ratio = 0.0;  // the ratio the prompt's plan reaches
+  double key_shift = 0.0;          // bits taken from the key formula's widths (BitPlanner::SetKeyShift)
+  double planned_ratio = 0.0;      // the ratio the prompt's plan reaches
 };
 
 // One group of the cache as a test or a report sees it.

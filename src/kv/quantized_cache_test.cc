@@ -39,7 +39,7 @@ KvMemory CountFromTable(const QuantizedKvCache& cache) {
       }
       m.code_bytes += static_cast<std::size_t>(c.key_block) * static_cast<std::size_t>(s.head_dim) * static_cast<std::size_t>(g.bits) / 8;
       m.metadata_bytes += static_cast<std::size_t>(s.head_dim) * 4;
-      m.table_bytes += sizeof(internal::ChannelKeys::Block);
+      m.table_bytes += 1;
       continue;
     }
     std::size_t group = static_cast<std::size_t>(s.head_dim);

@@ -134,16 +134,13 @@ void QuantizedKvCache::UpdateChannelKeys() {
     for (int h = 0; h < shape_.n_kv_heads; ++h) {
       // Complete blocks: §2 bits fall as T grows (qaq only; the baselines' widths are fixed).
       for (int b = 0; adaptive && b < keys.n_blocks(l, h); ++b) {
-        const ChannelKeys::Block& stored = keys.block_at(l, h, b);
+        const GroupMeta* metas = keys.block_metas(l, h, b);
         float range = 0.0f;
-        for (int d = 0; d < head_dim; ++d) {
-          const GroupMeta m = stored.metas[std::size_t(d)];
-          range = std::max(range, Fp16ToFloat(m.max_fp16) - Fp16ToFloat(m.min_fp16));
-        }
+        for (int d = 0; d < head_dim; ++d) range = std::max(range, Fp16ToFloat(metas[d].max_fp16) - Fp16ToFloat(metas[d].min_fp16));
+        const int from = keys.block_bits(l, h, b);
         int to = planner_.BlockBits(l, h, b * block, n, range);
-        if (!tier_) to = std::min(to, stored.bits);
-        if (to == stored.bits || to == kPassThroughBits) continue;
-        const int from = stored.bits;
+        if (!tier_) to = std::min(to, from);
+        if (to == from || to == kPassThroughBits) continue;
         BlockSource(l, h, b * block, /*from_tail=*/false, b, group_);
         keys.Requantize(l, h, b, to, group_);
         ++(to > from ? stats_.up : stats_.down);
