@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -107,6 +108,10 @@ struct PerplexityResult {
   // The cache under test at the end of every chunk, summed over chunks (each chunk starts from
   // an empty cache), so memory.compression_ratio() weighs chunks by their size.
   KvMemory memory;
+  KvMemory key_memory, value_memory;  // the same, keys and values apart
+  // The cache when it held the first half of each chunk (the prompt), summed over chunks: the
+  // size the paper reports (it counts the quantized prompt cache only).
+  KvMemory prompt_memory;
   double seconds = 0.0;
 };
 
@@ -256,6 +261,9 @@ struct SweepRun {
   std::string label;   // this point ("uniform 4 bits")
   std::string args;    // the cache flags exactly as in the grid ("--kv uniform:4")
   SessionOptions cache;  // what the flags mean (filled by the caller, e.g. qaq sweep's parser)
+  // The run's position on the plots' x axis when the grid gives one (e.g. bits); NaN: the
+  // compression ratio.
+  double x = std::numeric_limits<double>::quiet_NaN();
 };
 
 // A grid file (JSON):
@@ -264,6 +272,9 @@ struct SweepRun {
 //    "runs": [{"series": "fp16", "label": "fp16", "args": "--kv fp16"},
 //             {"series": "uniform", "label": "uniform {b}", "args": "--kv uniform:{b}",
 //              "values": {"b": [2, 3, 4]}}]}
+// A run may give "x" (a number, or a string such as "{b}" that becomes one after expansion):
+// when every run of the grid has one, the plots use it as their x axis, labelled "x_label",
+// instead of the compression ratio.
 // A run with "values" expands to one run per combination of the listed values (keys in
 // alphabetical order, the first varying slowest), each "{key}" in series, label and args replaced
 // by the value. "label" defaults to the args; a top-level "comment" is ignored, other unknown
@@ -274,6 +285,7 @@ struct SweepGrid {
   int n_chunks = 32;
   std::vector<EvalProtocol> protocols = {EvalProtocol::kPrompt};
   double kl_threshold = 0.01;
+  std::string x_label;         // the plots' x axis when the runs give "x"
   std::vector<SweepRun> runs;  // `cache` not yet filled
 };
 StatusOr<SweepGrid> ParseSweepGrid(std::string_view json_text);
@@ -283,9 +295,13 @@ struct SweepRow {
   std::string id;  // stable key of everything that determines the row (resume matches on it)
   std::string series, label, args;
   EvalProtocol protocol = EvalProtocol::kPrompt;
+  double x = std::numeric_limits<double>::quiet_NaN();  // the run's "x", if any
   std::string cache_name;
-  double compression_ratio = 0.0;  // fp16 bytes / cache bytes, every byte counted
+  double compression_ratio = 0.0;  // fp16 bytes / cache bytes, every byte counted, at chunk end
+  double prompt_ratio = 0.0;       // the same when the cache held the first half (the prompt)
   double bits_per_value = 0.0;     // 16 / ratio: stored bits per cached K or V element
+  double key_bits = 0.0;           // the same for keys alone (codes, metadata, outliers, tables)
+  double value_bits = 0.0;         // and for values alone
   double outlier_share = 0.0;      // share of the cache's bytes spent on outliers
   KvMemory memory;                 // summed over chunks
   double mean_kl = 0.0, mean_kl_error = 0.0, median_kl = 0.0, p99_kl = 0.0, max_kl = 0.0;

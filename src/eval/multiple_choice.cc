@@ -4,6 +4,7 @@
 #include <limits>
 #include <mutex>
 
+#include "eval/cache_memory.h"
 #include "eval/statistics.h"
 #include "eval/text_eval.h"
 
@@ -113,13 +114,7 @@ StatusOr<McResult> EvaluateMultipleChoice(const Model& model, const Tokenizer& t
     ++m.n_items;
     m.n_correct += r.predicted == items[i].label;
     chance += 1.0 / double(items[i].choices.size());
-    const KvMemory& mem = memories[i];
-    m.memory.code_bytes += mem.code_bytes;
-    m.memory.metadata_bytes += mem.metadata_bytes;
-    m.memory.outlier_bytes += mem.outlier_bytes;
-    m.memory.table_bytes += mem.table_bytes;
-    m.memory.full_precision_bytes += mem.full_precision_bytes;
-    m.memory.fp16_reference_bytes += mem.fp16_reference_bytes;
+    internal::AddMemory(m.memory, memories[i]);
   }
   if (m.n_items > 0) {
     m.accuracy = double(m.n_correct) / double(m.n_items);

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "eval/cache_memory.h"
 #include "eval/statistics.h"
 #include "eval/text_eval.h"
 
@@ -26,15 +27,6 @@ StatusOr<TextChunks> Plan(std::span<const int> tokens, const TextEvalOptions& op
     return InvalidArgumentError("thread count {} must be at least 1", options.n_threads);
   }
   return PlanChunks(tokens.size(), options.context, options.n_chunks);
-}
-
-void Accumulate(KvMemory& sum, const KvMemory& m) {
-  sum.code_bytes += m.code_bytes;
-  sum.metadata_bytes += m.metadata_bytes;
-  sum.outlier_bytes += m.outlier_bytes;
-  sum.table_bytes += m.table_bytes;
-  sum.full_precision_bytes += m.full_precision_bytes;
-  sum.fp16_reference_bytes += m.fp16_reference_bytes;
 }
 
 SessionOptions Fp32Options() {
@@ -133,6 +125,8 @@ StatusOr<PerplexityResult> EvaluatePerplexity(const Model& model, std::span<cons
     same_top.resize(n_scored);
   }
   std::vector<KvMemory> chunk_memory(std::size_t(chunks.n_chunks));
+  std::vector<internal::KeyValueMemory> chunk_split(std::size_t(chunks.n_chunks));
+  std::vector<KvMemory> chunk_prompt_memory(std::size_t(chunks.n_chunks));
   std::string cache_name;
   std::mutex name_mutex;
 
@@ -169,7 +163,9 @@ StatusOr<PerplexityResult> EvaluatePerplexity(const Model& model, std::span<cons
 
         QAQ_ASSIGN_OR_RETURN(Session session, MakeChunkSession(model, cache, chunks.context));
         std::vector<float> logits;
-        QAQ_RETURN_IF_ERROR(RunChunk(session, chunk, chunks, options.protocol, logits));
+        QAQ_RETURN_IF_ERROR(RunChunk(session, chunk, chunks, options.protocol, logits, [&] {
+          chunk_prompt_memory[std::size_t(c)] = session.kv_cache().Memory();
+        }));
         for (int j = 0; j < per_chunk; ++j) {
           const std::span<const float> row(&logits[std::size_t(j) * vocab], vocab);
           const int target = chunk[std::size_t(chunks.first + j + 1)];
@@ -182,6 +178,7 @@ StatusOr<PerplexityResult> EvaluatePerplexity(const Model& model, std::span<cons
           same_top[i] = internal::ArgmaxIndex(base_row) == internal::ArgmaxIndex(row);
         }
         chunk_memory[std::size_t(c)] = session.kv_cache().Memory();
+        chunk_split[std::size_t(c)] = internal::SplitMemory(session.kv_cache());
         std::lock_guard<std::mutex> lock(name_mutex);
         if (cache_name.empty()) cache_name = session.kv_cache().name();
         return OkStatus();
@@ -198,7 +195,12 @@ StatusOr<PerplexityResult> EvaluatePerplexity(const Model& model, std::span<cons
     for (int j = 0; j < per_chunk; ++j) running += nll[std::size_t(c) * std::size_t(per_chunk) + std::size_t(j)];
     r.running_ppl.push_back(std::exp(running / (double(c + 1) * per_chunk)));
   }
-  for (const KvMemory& m : chunk_memory) Accumulate(r.memory, m);
+  for (const KvMemory& m : chunk_memory) internal::AddMemory(r.memory, m);
+  for (const KvMemory& m : chunk_prompt_memory) internal::AddMemory(r.prompt_memory, m);
+  for (const internal::KeyValueMemory& m : chunk_split) {
+    internal::AddMemory(r.key_memory, m.keys);
+    internal::AddMemory(r.value_memory, m.values);
+  }
   if (with_kl) {
     KlStats k;
     k.mean = internal::MeanAndError(kl);
@@ -239,6 +241,11 @@ std::string FormatPerplexityReport(const PerplexityResult& r) {
       "metadata {} B, outliers {} B, tables {} B; fp16 {} B; summed over chunks)\n",
       r.cache_name, m.compression_ratio(), m.code_bytes, m.metadata_bytes, m.outlier_bytes,
       m.table_bytes, m.fp16_reference_bytes);
+  s += fmt::format("  when it held the first half of each chunk (the prompt): ratio {:.3f}x\n",
+                   r.prompt_memory.compression_ratio());
+  s += fmt::format("stored bits per value, everything counted: keys {:.3f}, values {:.3f}\n",
+                   internal::StoredBitsPerValue(r.key_memory),
+                   internal::StoredBitsPerValue(r.value_memory));
   std::string running;
   for (std::size_t i = 0; i < r.running_ppl.size(); ++i) {
     running += fmt::format("[{}]{:.4f},", i + 1, r.running_ppl[i]);

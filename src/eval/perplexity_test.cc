@@ -111,6 +111,35 @@ TEST_F(PerplexityTest, Fp16DivergenceIsSmallButNotZero) {
   EXPECT_DOUBLE_EQ(r->memory.compression_ratio(), 1.0);
   // 5 chunks of 39 cached positions, 2 layers x 2 KV heads x 8 x (K and V) x 2 bytes.
   EXPECT_EQ(r->memory.fp16_reference_bytes, 5u * 39 * 2 * 2 * 8 * 2 * 2);
+  // When the cache held the first half: 20 positions per chunk.
+  EXPECT_EQ(r->prompt_memory.fp16_reference_bytes, 5u * 20 * 2 * 2 * 8 * 2 * 2);
+  EXPECT_EQ(r->key_memory.cache_bytes() + r->value_memory.cache_bytes(), r->memory.cache_bytes());
+}
+
+// Adaptive caches keep state across steps: a chunk must give the same figures whichever thread
+// and fresh session runs it.
+TEST_F(PerplexityTest, QuantizedCachesGiveTheSameFiguresOnAnyThreadCount) {
+  for (const char* kv : {"uniform:4", "qaq", "kivi:2"}) {
+    for (EvalProtocol protocol : {EvalProtocol::kPrompt, EvalProtocol::kStream}) {
+      TextEvalOptions o;
+      o.context = 40;
+      o.protocol = protocol;
+      o.kl_base = true;
+      o.n_threads = 1;
+      auto one = EvaluatePerplexity(*model_, tokens_, {.kv_cache = kv}, o);
+      o.n_threads = 3;
+      auto three = EvaluatePerplexity(*model_, tokens_, {.kv_cache = kv}, o);
+      ASSERT_TRUE(one.ok()) << one.status().message();
+      ASSERT_TRUE(three.ok());
+      EXPECT_GT(one->kl->mean.value, 0.0) << kv;
+      EXPECT_EQ(one->kl->mean.value, three->kl->mean.value) << kv;
+      EXPECT_EQ(one->ppl.value, three->ppl.value) << kv;
+      EXPECT_EQ(one->memory.cache_bytes(), three->memory.cache_bytes()) << kv;
+      EXPECT_GT(one->memory.compression_ratio(), 1.0) << kv;
+      EXPECT_EQ(one->key_memory.cache_bytes() + one->value_memory.cache_bytes(),
+                one->memory.cache_bytes()) << kv;
+    }
+  }
 }
 
 TEST_F(PerplexityTest, ResultsDoNotDependOnThreadCount) {

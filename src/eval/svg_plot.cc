@@ -219,7 +219,13 @@ std::string RenderSvg(const PlotSpec& spec) {
     }
     if (s.frontier && shown.size() > 1) {
       std::string path;
-      for (const PlotPoint& p : ParetoFrontier(shown, spec.y_higher_is_better)) {
+      std::vector<PlotPoint> line = shown;
+      if (spec.x_frontier) {
+        line = ParetoFrontier(shown, spec.y_higher_is_better);
+      } else {
+        std::sort(line.begin(), line.end(), [](const PlotPoint& a, const PlotPoint& b) { return a.x < b.x; });
+      }
+      for (const PlotPoint& p : line) {
         path += fmt::format("{:.1f},{:.1f} ", ax.Map(p.x), ay.Map(p.y));
       }
       svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\"/>\n",
@@ -244,9 +250,8 @@ std::string RenderSvg(const PlotSpec& spec) {
                        lx, ly + 6, XmlEscape(TickLabel(spec.log_floor, true)));
     ly += 20;
   }
-  svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#555\" font-size=\"11\">lines: frontier "
-                     "of each series</text>\n",
-                     lx, ly + 6);
+  svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#555\" font-size=\"11\">{}</text>\n", lx,
+                     ly + 6, spec.x_frontier ? "lines: frontier of each series" : "lines: each series in order");
   svg += "</svg>\n";
   return svg;
 }

@@ -30,6 +30,9 @@ struct PlotSpec {
   // Points with y <= 0 on a log axis are drawn at this floor (and said so in the legend).
   double log_floor = 1e-6;
   bool y_higher_is_better = false;  // frontier direction: false minimises y (KL), true maximises
+  // true: x is a benefit (compression) and lines join each series' Pareto frontier; false: x is
+  // a setting (e.g. bits) and lines join the points in order of x.
+  bool x_frontier = true;
   std::optional<double> threshold_y;  // a dashed horizontal line, e.g. mean KL = 0.01
   std::string threshold_label;
   std::vector<PlotSeries> series;

@@ -77,6 +77,10 @@ TEST(SvgPlotTest, RendersAxesLegendSeriesAndThreshold) {
   std::size_t lines = 0;
   for (std::size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++lines;
   EXPECT_EQ(lines, 2u);
+  // With x a setting (bits), every point is on the line, in order of x.
+  spec.x_frontier = false;
+  const std::string settings = RenderSvg(spec);
+  EXPECT_NE(settings.find("lines: each series in order"), std::string::npos);
 }
 
 TEST(SvgPlotTest, EmptyAndNonFinitePointsDoNotBreakTheDocument) {

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "eval/cache_memory.h"
 #include "eval/progress_bar.h"
 #include "eval/statistics.h"
 #include "eval/sweep_output.h"
@@ -32,10 +33,14 @@ SweepRow MakeRow(const SweepRun& run, const PerplexityResult& r, const std::stri
   row.label = run.label;
   row.args = run.args;
   row.protocol = r.protocol;
+  row.x = run.x;
   row.cache_name = r.cache_name;
   row.memory = r.memory;
   row.compression_ratio = r.memory.compression_ratio();
-  row.bits_per_value = row.compression_ratio > 0 ? 16.0 / row.compression_ratio : 0.0;
+  row.prompt_ratio = r.prompt_memory.compression_ratio();
+  row.bits_per_value = internal::StoredBitsPerValue(r.memory);
+  row.key_bits = internal::StoredBitsPerValue(r.key_memory);
+  row.value_bits = internal::StoredBitsPerValue(r.value_memory);
   row.outlier_share = r.memory.cache_bytes() > 0
                           ? double(r.memory.outlier_bytes) / double(r.memory.cache_bytes())
                           : 0.0;
@@ -88,7 +93,7 @@ StatusOr<SweepResult> RunSweep(const Model& model, std::span<const int> tokens,
   if (ec) return InternalError("cannot create {}: {}", options.out_dir, ec.message());
 
   internal::SweepHeader header{grid.title, options.model_id, chunks.context, chunks.n_chunks,
-                               grid.kl_threshold};
+                               grid.kl_threshold, grid.x_label};
   std::map<std::string, SweepRow> previous;
   if (options.resume) {
     auto text = ReadTextFile(options.out_dir + "/results.json");
@@ -115,6 +120,7 @@ StatusOr<SweepResult> RunSweep(const Model& model, std::span<const int> tokens,
         job.row = it->second;
         job.row->series = run.series;  // names may change without changing the figures
         job.row->label = run.label;
+        job.row->x = run.x;
       } else {
         ++to_compute;
         if (std::find(protocols_to_compute.begin(), protocols_to_compute.end(), protocol) ==

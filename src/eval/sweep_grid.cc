@@ -1,4 +1,6 @@
 // Grid files of `qaq sweep` (qaq/eval.h SweepGrid): JSON with runs and value lists to expand.
+#include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -64,13 +66,26 @@ Status ExpandRun(const json& r, std::size_t index, std::vector<SweepRun>& out) {
   }
   // Odometer over the value lists; nlohmann's object keeps keys sorted, so the first key in
   // alphabetical order varies slowest.
+  std::string x_text;
+  if (r.contains("x")) {
+    QAQ_ASSIGN_OR_RETURN(x_text, ValueText(r["x"], "x"));
+  }
   std::vector<std::size_t> at(values.size(), 0);
   while (true) {
     SweepRun run{series, label, args, {}};
+    std::string x = x_text;
     for (std::size_t k = 0; k < values.size(); ++k) {
       run.label = Substitute(run.label, values[k].first, values[k].second[at[k]]);
       run.args = Substitute(run.args, values[k].first, values[k].second[at[k]]);
       run.series = Substitute(run.series, values[k].first, values[k].second[at[k]]);
+      x = Substitute(x, values[k].first, values[k].second[at[k]]);
+    }
+    if (!x.empty()) {
+      char* end = nullptr;
+      run.x = std::strtod(x.c_str(), &end);
+      if (end == x.c_str() || *end != '\0' || !std::isfinite(run.x)) {
+        return InvalidArgumentError("{}: x '{}' is not a number", where, x);
+      }
     }
     out.push_back(std::move(run));
     std::size_t k = values.size();
@@ -101,6 +116,9 @@ StatusOr<SweepGrid> ParseSweepGrid(std::string_view text) {
     if (!j["chunks"].is_number_integer()) return InvalidArgumentError("grid: 'chunks' must be an integer");
     g.n_chunks = j["chunks"].get<int>();
   }
+  if (j.contains("x_label")) {
+    QAQ_ASSIGN_OR_RETURN(g.x_label, RequiredString(j, "x_label", "grid"));
+  }
   if (j.contains("kl_threshold")) {
     if (!j["kl_threshold"].is_number() || !(j["kl_threshold"].get<double>() > 0)) {
       return InvalidArgumentError("grid: 'kl_threshold' must be a positive number");
@@ -127,7 +145,7 @@ StatusOr<SweepGrid> ParseSweepGrid(std::string_view text) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     if (k != "title" && k != "context" && k != "chunks" && k != "kl_threshold" &&
-        k != "protocols" && k != "runs" && k != "comment") {
+        k != "protocols" && k != "runs" && k != "comment" && k != "x_label") {
       return InvalidArgumentError("grid: unknown field '{}'", k);
     }
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -39,9 +40,13 @@ json RowJson(const SweepRow& r) {
               {"label", r.label},
               {"args", r.args},
               {"protocol", EvalProtocolName(r.protocol)},
+              {"x", std::isfinite(r.x) ? json(r.x) : json(nullptr)},
               {"cache", r.cache_name},
               {"compression_ratio", r.compression_ratio},
+              {"prompt_ratio", r.prompt_ratio},
               {"bits_per_value", r.bits_per_value},
+              {"key_bits", r.key_bits},
+              {"value_bits", r.value_bits},
               {"outlier_share", r.outlier_share},
               {"mean_kl", r.mean_kl},
               {"mean_kl_error", r.mean_kl_error},
@@ -74,9 +79,13 @@ bool RowFromJson(const json& j, SweepRow& r) {
     auto protocol = ParseEvalProtocol(j.at("protocol").get<std::string>());
     if (!protocol.ok()) return false;
     r.protocol = *protocol;
+    r.x = j.at("x").is_number() ? j.at("x").get<double>() : std::numeric_limits<double>::quiet_NaN();
     r.cache_name = j.at("cache").get<std::string>();
     r.compression_ratio = j.at("compression_ratio").get<double>();
+    r.prompt_ratio = j.at("prompt_ratio").get<double>();
     r.bits_per_value = j.at("bits_per_value").get<double>();
+    r.key_bits = j.at("key_bits").get<double>();
+    r.value_bits = j.at("value_bits").get<double>();
     r.outlier_share = j.at("outlier_share").get<double>();
     r.mean_kl = j.at("mean_kl").get<double>();
     r.mean_kl_error = j.at("mean_kl_error").get<double>();
@@ -125,7 +134,12 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
   PlotSpec spec;
   const std::string base = h.title.empty() ? "KV cache quality vs compression" : h.title;
   spec.title = fmt::format("{} ({} protocol)", base, EvalProtocolName(protocol));
-  spec.x_label = "compression ratio against fp16 (every byte counted)";
+  const bool custom_x = !rows.empty() && std::all_of(rows.begin(), rows.end(), [](const SweepRow& r) {
+    return std::isfinite(r.x);
+  });
+  spec.x_label = custom_x ? (h.x_label.empty() ? std::string("x") : h.x_label)
+                          : "compression ratio against fp16 (every byte counted)";
+  spec.x_frontier = !custom_x;
   if (top1) {
     spec.y_label = "top-1 agreement with the fp32 cache (%)";
     spec.y_higher_is_better = true;
@@ -140,7 +154,7 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
     s.name = name;
     for (const SweepRow& r : rows) {
       if (r.series != name || r.protocol != protocol) continue;
-      s.points.push_back({r.compression_ratio, top1 ? 100.0 * r.top1 : r.mean_kl});
+      s.points.push_back({custom_x ? r.x : r.compression_ratio, top1 ? 100.0 * r.top1 : r.mean_kl});
     }
     if (!s.points.empty()) spec.series.push_back(std::move(s));
   }
@@ -151,16 +165,18 @@ PlotSpec QualityPlot(const SweepHeader& h, const std::vector<SweepRow>& rows, Ev
 
 std::string SweepCsv(const std::vector<SweepRow>& rows) {
   std::string s =
-      "series,label,protocol,args,cache,compression_ratio,bits_per_value,outlier_share,mean_kl,"
+      "series,label,protocol,x,args,cache,compression_ratio,prompt_ratio,bits_per_value,key_bits,value_bits,outlier_share,mean_kl,"
       "mean_kl_error,median_kl,p99_kl,max_kl,top1,top1_error,ppl,ppl_error,base_ppl,code_bytes,"
       "metadata_bytes,outlier_bytes,table_bytes,cache_bytes,fp16_bytes,full_precision_bytes,"
       "chunks,context,seconds,id\n";
   for (const SweepRow& r : rows) {
     const KvMemory& m = r.memory;
-    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3f},{}\n",
+    s += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3f},{}\n",
                      CsvField(r.series), CsvField(r.label), EvalProtocolName(r.protocol),
+                     std::isfinite(r.x) ? Num(r.x) : std::string(),
                      CsvField(r.args), CsvField(r.cache_name), Num(r.compression_ratio),
-                     Num(r.bits_per_value), Num(r.outlier_share), Num(r.mean_kl),
+                     Num(r.prompt_ratio),
+                     Num(r.bits_per_value), Num(r.key_bits), Num(r.value_bits), Num(r.outlier_share), Num(r.mean_kl),
                      Num(r.mean_kl_error), Num(r.median_kl), Num(r.p99_kl), Num(r.max_kl),
                      Num(r.top1), Num(r.top1_error), Num(r.ppl), Num(r.ppl_error), Num(r.base_ppl),
                      m.code_bytes, m.metadata_bytes, m.outlier_bytes, m.table_bytes,
@@ -212,14 +228,16 @@ std::string SweepSummaryMarkdown(const SweepHeader& h, const std::vector<SweepRo
                      EvalProtocolName(b.protocol), b.row->compression_ratio, b.row->label,
                      b.row->mean_kl, 100.0 * b.row->top1);
   }
-  s += "\n## All rows\n\n| series | configuration | protocol | ratio | bits/value | outlier bytes | "
+  s += "\n## All rows\n\nratio: the cache at the end of each chunk; prompt ratio: when it held the "
+       "first half (the paper counts the prompt's cache only).\n\n"
+       "| series | configuration | protocol | ratio | prompt ratio | bits K | bits V | outlier bytes | "
        "mean KL | median KL | p99 KL | top-1 | PPL | seconds |\n"
-       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const SweepRow& r : rows) {
-    s += fmt::format("| {} | {} | {} | {:.3f} | {:.2f} | {:.1f}% | {:.6f} +/- {:.6f} | {:.6f} | "
+    s += fmt::format("| {} | {} | {} | {:.3f} | {:.3f} | {:.2f} | {:.2f} | {:.1f}% | {:.6f} +/- {:.6f} | {:.6f} | "
                      "{:.5f} | {:.2f}% | {:.4f} | {:.1f} |\n",
-                     r.series, r.label, EvalProtocolName(r.protocol), r.compression_ratio,
-                     r.bits_per_value, 100.0 * r.outlier_share, r.mean_kl, r.mean_kl_error,
+                     r.series, r.label, EvalProtocolName(r.protocol), r.compression_ratio, r.prompt_ratio,
+                     r.key_bits, r.value_bits, 100.0 * r.outlier_share, r.mean_kl, r.mean_kl_error,
                      r.median_kl, r.p99_kl, 100.0 * r.top1, r.ppl, r.seconds);
   }
   return s;

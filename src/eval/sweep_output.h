@@ -17,6 +17,7 @@ struct SweepHeader {
   int context = 0;
   int n_chunks = 0;
   double kl_threshold = 0.01;
+  std::string x_label;  // the plots' x axis when every row has an x
 };
 
 std::string SweepCsv(const std::vector<SweepRow>& rows);

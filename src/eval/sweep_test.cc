@@ -1,4 +1,5 @@
 // Sweeps on the synthetic model: grid expansion, outputs, byte accounting and resuming.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -34,6 +35,21 @@ TEST(SweepGridTest, ExpandsValueLists) {
   EXPECT_EQ(g->runs[2].label, "K8 V3");
   EXPECT_EQ(g->runs[3].label, "K6 V2");
   EXPECT_EQ(g->runs[4].args, "--kv x:6/3");
+}
+
+TEST(SweepGridTest, RunsMayGiveTheirXValue) {
+  auto g = ParseSweepGrid(R"({"x_label": "bits", "runs": [
+      {"series": "k", "args": "--kv uniform:{b}/16", "x": "{b}", "values": {"b": [2, 8]}},
+      {"series": "f", "args": "--kv fp16", "x": 16}]})");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->x_label, "bits");
+  ASSERT_EQ(g->runs.size(), 3u);
+  EXPECT_EQ(g->runs[0].x, 2.0);
+  EXPECT_EQ(g->runs[1].x, 8.0);
+  EXPECT_EQ(g->runs[2].x, 16.0);
+  EXPECT_TRUE(std::isnan(ParseSweepGrid(R"({"runs": [{"series": "a", "args": "b"}]})")->runs[0].x));
+  EXPECT_EQ(ParseSweepGrid(R"({"runs": [{"series": "a", "args": "b", "x": "{q}"}]})").status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(SweepGridTest, RejectsMalformedGrids) {
@@ -109,7 +125,7 @@ TEST_F(SweepTest, WritesEveryOutputAndCountsBytes) {
   ASSERT_TRUE(one.ok());
   const std::string csv = Slurp(dir_ + "/results.csv");
   EXPECT_NE(csv.find(fmt::format(",{},", one->memory.cache_bytes())), std::string::npos) << csv;
-  EXPECT_NE(csv.find("half,fp16,prompt,--kv fp16,fp16,1,16,0,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("half,fp16,prompt,,--kv fp16,fp16,1,1,16,16,16,0,"), std::string::npos) << csv;
   const std::string summary = Slurp(dir_ + "/summary.md");
   EXPECT_NE(summary.find("| full | prompt | 0.50x | fp32 |"), std::string::npos) << summary;
   EXPECT_NE(summary.find("| half | stream | 1.00x | fp16 |"), std::string::npos) << summary;
@@ -172,6 +188,8 @@ TEST(SweepOutputTest, JsonRoundTripsAndForeignFilesAreIgnored) {
   EXPECT_EQ(rows.at("abc").label, r.label);
   EXPECT_EQ(rows.at("abc").protocol, EvalProtocol::kStream);
   EXPECT_EQ(rows.at("abc").memory.code_bytes, 123u);
+  r.x = 3.0;
+  EXPECT_EQ(internal::ReadSweepJson(internal::SweepJson({}, {r})).at("abc").x, 3.0);
   EXPECT_TRUE(internal::ReadSweepJson("not json").empty());
   EXPECT_TRUE(internal::ReadSweepJson(R"({"format": "other", "rows": []})").empty());
   const std::string csv = internal::SweepCsv({r});

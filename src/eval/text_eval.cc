@@ -40,7 +40,8 @@ std::vector<int> ChunkTokens(std::span<const int> tokens, const TextChunks& chun
 }
 
 Status RunChunk(Session& session, std::span<const int> chunk, const TextChunks& chunks,
-                EvalProtocol protocol, std::vector<float>& logits_out) {
+                EvalProtocol protocol, std::vector<float>& logits_out,
+                const std::function<void()>& at_half) {
   QAQ_CHECK(int(chunk.size()) == chunks.context);
   const std::size_t vocab = std::size_t(session.config().vocab_size);
   logits_out.resize(std::size_t(chunks.n_scored_per_chunk()) * vocab);
@@ -51,6 +52,7 @@ Status RunChunk(Session& session, std::span<const int> chunk, const TextChunks& 
     next = chunks.first;
   }
   for (int p = next; p <= chunks.context - 2; ++p) {
+    if (p == chunks.first && at_half) at_half();
     QAQ_ASSIGN_OR_RETURN(std::span<const float> logits, session.Decode(chunk[std::size_t(p)]));
     if (p < chunks.first) continue;
     std::memcpy(&logits_out[std::size_t(p - chunks.first) * vocab], logits.data(),

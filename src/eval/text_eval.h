@@ -19,8 +19,11 @@ std::vector<int> ChunkTokens(std::span<const int> tokens, const TextChunks& chun
 //   kPrompt: Prefill(chunk[0, first)) as one batch, then Decode(chunk[p]) for p = first ..
 //            context-2; the prompt's last logits are not scored, as in llama.cpp.
 //   kStream: Decode(chunk[p]) for p = 0 .. context-2, one token (and one EndStep) at a time.
+// at_half, when given, runs once the cache holds the first half (chunks.first tokens): after the
+// prompt's batch, or after the first half's tokens were decoded.
 Status RunChunk(Session& session, std::span<const int> chunk, const TextChunks& chunks,
-                EvalProtocol protocol, std::vector<float>& logits_out);
+                EvalProtocol protocol, std::vector<float>& logits_out,
+                const std::function<void()>& at_half = nullptr);
 
 // A session for evaluating chunks: `options` with one thread and a context of `context`
 // positions (a cache never holds more than one chunk).
