@@ -348,6 +348,9 @@ class AttentionWindow {
   int RowsSeen(int layer, int kv_head, int token) const;
   // Fewer than `window` rows have seen the token: it stays at B_max (§5).
   bool Young(int layer, int kv_head, int token) const { return RowsSeen(layer, kv_head, token) < window_; }
+  // Max and Young of tokens 0..max.size()-1 at once, in one pass over the window's rows (what a
+  // cache needs every step). young[t] = 1 when token t is young. Both spans have one entry per token.
+  void MaxRow(int layer, int kv_head, std::span<float> max, std::span<std::uint8_t> young) const;
 
   int window() const { return window_; }
   const KvShape& shape() const { return shape_; }
