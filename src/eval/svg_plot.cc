@@ -47,8 +47,10 @@ struct Axis {
 std::pair<double, double> AxisRange(double lo, double hi, bool log) {
   if (!(lo <= hi)) return log ? std::pair{1.0, 10.0} : std::pair{0.0, 1.0};
   if (log) {
-    double a = std::pow(10.0, std::floor(std::log10(lo)));
-    double b = std::pow(10.0, std::ceil(std::log10(hi)));
+    // Whole decades, with a decade more where a point would sit on the frame.
+    const double la = std::log10(lo), lb = std::log10(hi);
+    double a = std::pow(10.0, std::floor(la) - (la - std::floor(la) < 0.05 ? 1 : 0));
+    double b = std::pow(10.0, std::ceil(lb) + (std::ceil(lb) - lb < 0.05 ? 1 : 0));
     if (a == b) b = a * 10.0;
     return {a, b};
   }
@@ -137,8 +139,13 @@ std::vector<PlotPoint> ParetoFrontier(std::vector<PlotPoint> points, bool y_high
 }
 
 std::string RenderSvg(const PlotSpec& spec) {
-  const double w = spec.width, h = spec.height;
-  const double left = 78, right = 200, top = 44, bottom = 62;  // legend on the right
+  // The legend sits right of the plot; it widens the image (not the plot) for long names, at
+  // about 7 px per character of the 12 px font.
+  std::size_t longest = 0;
+  for (const PlotSeries& s : spec.series) longest = std::max(longest, s.name.size());
+  const double right = std::max(200.0, 44.0 + 7.0 * double(longest));
+  const double w = spec.width + (right - 200.0), h = spec.height;
+  const double left = 78, top = 44, bottom = 62;
   // Data ranges (log axes: y <= 0 drawn at the floor).
   auto shown_y = [&](double y) { return spec.log_y && y <= 0 ? spec.log_floor : y; };
   double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, y_lo = x_lo, y_hi = -x_lo;
@@ -163,10 +170,10 @@ std::string RenderSvg(const PlotSpec& spec) {
   const Axis ay{ya, yb, spec.log_y, h - bottom, top};
 
   std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0:.0f}\" height=\"{1}\" viewBox=\"0 0 {0:.0f} {1}\" "
       "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-      spec.width, spec.height, spec.width, spec.height);
+      w, spec.height);
   svg += fmt::format("<text x=\"{:.1f}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\" "
                      "font-weight=\"bold\">{}</text>\n",
                      (left + w - right) / 2, XmlEscape(spec.title));

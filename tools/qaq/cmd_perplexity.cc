@@ -53,7 +53,7 @@ Status RunPerplexity(const PerplexityFlags& flags) {
                        EvaluatePerplexity(model, tokens, flags.engine.session_options(), options));
   progress.Finish();
   fmt::print("{}", FormatPerplexityReport(r));
-  fmt::print("\n{}\n", FormatQualitySummary(r));
+  fmt::print("\nsummary: {}\n", FormatQualitySummary(r));
   fmt::print("time: {:.2f} s\n", r.seconds);
   return OkStatus();
 }

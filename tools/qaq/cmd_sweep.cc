@@ -3,6 +3,7 @@
 // Each grid row's "args" are parsed with the same flags as every other command (EngineFlags),
 // so any cache option works in a grid. Interrupted sweeps resume: finished rows are kept.
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <fmt/format.h>
@@ -63,7 +64,12 @@ Status RunSweepCommand(const SweepFlags& flags) {
 
   SweepOptions options;
   options.out_dir = flags.out_dir;
-  options.model_id = model.path();
+  // The file's name and size identify the model in row ids, so results stay valid when the
+  // model file moves.
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(model.path(), ec);
+  options.model_id = fmt::format("{} ({} bytes)", std::filesystem::path(model.path()).filename().string(),
+                                 ec ? 0 : size);
   options.n_threads = flags.engine.n_threads;
   options.resume = !flags.no_resume;
   fmt::print(stderr, "sweep: {} runs x {} protocols, {} chunks of {} tokens, {} threads -> {}\n",
