@@ -45,7 +45,7 @@ const Data* LoadData() {
     // Line by line: the encoder's merges are quadratic in the length of what it is given.
     std::vector<int> tokens;
     std::string line;
-    while (std::getline(in, line) && tokens.size() < std::size_t(kWindows * kWindow)) {
+    while (std::getline(in, line) && tokens.size() < static_cast<std::size_t>(kWindows * kWindow)) {
       if (line.empty()) continue;
       for (int t : tokenizer->Encode(line + "\n", /*add_bos=*/false)) tokens.push_back(t);
     }
@@ -69,14 +69,14 @@ double Kl(const float* p_logits, const float* q_logits, int n) {
     for (int i = 1; i < n; ++i) max = std::max(max, double(x[i]));
     double sum = 0;
     for (int i = 0; i < n; ++i) sum += std::exp(double(x[i]) - max);
-    out.resize(std::size_t(n));
-    for (int i = 0; i < n; ++i) out[std::size_t(i)] = double(x[i]) - max - std::log(sum);
+    out.resize(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = double(x[i]) - max - std::log(sum);
   };
   std::vector<double> lp, lq;
   log_softmax(p_logits, lp);
   log_softmax(q_logits, lq);
   double kl = 0;
-  for (int i = 0; i < n; ++i) kl += std::exp(lp[std::size_t(i)]) * (lp[std::size_t(i)] - lq[std::size_t(i)]);
+  for (int i = 0; i < n; ++i) kl += std::exp(lp[static_cast<std::size_t>(i)]) * (lp[static_cast<std::size_t>(i)] - lq[static_cast<std::size_t>(i)]);
   return kl;
 }
 
@@ -106,8 +106,8 @@ void BM_Quality(benchmark::State& state, std::string spec) {
       session->Truncate(0);
       auto logits = session->Prefill(std::span<const int>(window.data(), kPrompt));
       for (int pos = kPrompt - 1; pos < kWindow - 1; ++pos) {
-        if (pos >= kPrompt) logits = session->Decode(window[std::size_t(pos)]);
-        const float* r = ref + std::size_t(pos) * std::size_t(vocab);
+        if (pos >= kPrompt) logits = session->Decode(window[static_cast<std::size_t>(pos)]);
+        const float* r = ref + static_cast<std::size_t>(pos) * static_cast<std::size_t>(vocab);
         kl += Kl(r, logits->data(), vocab);
         agree += Argmax(r, vocab) == Argmax(logits->data(), vocab);
         count += 1;

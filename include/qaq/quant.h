@@ -1,4 +1,9 @@
-// qaq/quant.h: the QAQ codec, one group of values at a time (no model knowledge).
+// qaq/quant.h: the QAQ method as a library, with no model knowledge. Contents, in order:
+//   1. the codec: one group of values at B bits (GroupQuantizer, PackedGroup, sizes, packing);
+//   2. attention on packed codes (DotPacked, AxpyPacked and their Rows / Mixed variants);
+//   3. the authors'-code compatibility codec (for comparisons only);
+//   4. the bit policy: formulas, KvQuantConfig, AttentionWindow, QueryNormCalibration, BitPolicy;
+//   5. QuantizeKv, the offline quantization of a whole dumped cache (`qaq quantize`).
 //
 // A "group" is the set of values that share one bit width and one [min, max] (QAQ-method.md §7):
 // one token of one KV head (head granularity), of one layer (layer) or of the whole model
@@ -33,7 +38,7 @@
 //   q . dequant(codes) = m * sum(q) + s * (q . codes)        DotPacked
 //   out += w * dequant(codes)                               AxpyPacked
 // plus a small correction for the outliers. The *Rows variants take the tokens of one
-// (layer, KV head) stored back to back at one bit width.
+// (layer, KV head) stored back to back at one bit width, the *Mixed variants tokens of any widths.
 #pragma once
 
 #include <cstddef>
@@ -167,6 +172,15 @@ void GroupAxpy(float w, const PackedGroup& group, std::span<float> out);
 
 void PackCodes(std::span<const std::uint8_t> codes, int bits, std::uint8_t* packed);
 void UnpackCodes(const std::uint8_t* packed, int bits, std::span<std::uint8_t> codes);
+
+// §6 without a full-precision copy: lowers a group's width from `from_bits` to `to_bits`
+// (0 <= to_bits <= from_bits <= 8) by keeping the high bits of every code (c >> (from - to)).
+// The metadata and outliers stay as they are. With the same [min, max], every segment at to_bits
+// is exactly 2^(from - to) segments at from_bits, so the result equals quantizing the original
+// values at to_bits directly (up to float rounding at segment edges): no error accumulates.
+// Writes BytesFor(n, to_bits) bytes.
+void RequantizeCodesDown(const std::uint8_t* packed, std::size_t n, int from_bits, int to_bits,
+                         std::uint8_t* out);
 
 // ---------------------------------------------------------------------------------------------
 // Hot loops on packed codes. `codes` is BytesFor(n, bits) bytes (n fp16 values for the
@@ -334,6 +348,9 @@ class AttentionWindow {
   int RowsSeen(int layer, int kv_head, int token) const;
   // Fewer than `window` rows have seen the token: it stays at B_max (§5).
   bool Young(int layer, int kv_head, int token) const { return RowsSeen(layer, kv_head, token) < window_; }
+  // Max and Young of tokens 0..max.size()-1 at once, in one pass over the window's rows (what a
+  // cache needs every step). young[t] = 1 when token t is young. Both spans have one entry per token.
+  void MaxRow(int layer, int kv_head, std::span<float> max, std::span<std::uint8_t> young) const;
 
   int window() const { return window_; }
   const KvShape& shape() const { return shape_; }

@@ -72,6 +72,62 @@ int BitPlanner::Shifted(int bits, int unit, int token) const {
   return std::max(bits - shift, std::min(bits, config_.bits_min));
 }
 
+void BitPlanner::BeginStep(int n_tokens, const AttentionWindow* window) {
+  step_tokens_ = n_tokens;
+  step_window_ = window;
+  // ceil(log2(y)) == b for 2^(b-1) < y <= 2^b (clamped to [B_min, B_max]), with a margin far
+  // above the rounding of either way of computing y.
+  constexpr double kMargin = 1e-9;
+  for (int b = 0; b <= kMaxCodeBits; ++b) {
+    lower_[b] = b <= config_.bits_min ? -HUGE_VAL : std::ldexp(1.0, b - 1) * (1.0 + kMargin);
+    upper_[b] = b >= config_.bits_max ? HUGE_VAL : std::ldexp(1.0, b) * (1.0 - kMargin);
+  }
+}
+
+void BitPlanner::BeginUnit(KvKind kind, int unit) {
+  unit_kind_ = kind;
+  unit_ = unit;
+  unit_fast_ = false;
+  if (config_.backend != KvBackendKind::kQaq || config_.bits_min == kPassThroughBits) return;
+  const bool authors = config_.formula == BitsFormula::kAuthors;
+  authors_ = authors;
+  // §3: B = ceil(log2(y)), y = range / (2 sqrt(3) sigma) (paper) or range / (2 sqrt(12) sigma) + 1.
+  const double two_root = 2.0 * std::sqrt(authors ? 12.0 : 3.0);
+  const double n = double(step_tokens_);
+  if (kind == KvKind::kKey) {
+    if (config_.key_bits_fixed >= 0 || key_shift_ > 0.0) return;  // TokenBits is cheap or shifted
+    const double sigma = KeySigma(key_error_, step_tokens_, key_policy_->GroupQNormSq(unit));  // §2
+    unit_scale_ = std::isfinite(sigma) ? 1.0 / (two_root * sigma) : 0.0;
+    unit_fast_ = true;
+    return;
+  }
+  if (step_window_ == nullptr) return;
+  // §1: sigma_t = X / (sqrt(T) S_t), so y = range S_t sqrt(T) / (2 sqrt(3) X); S_t and youth
+  // (§5) over the unit's (layer, KV head) pairs.
+  unit_scale_ = std::sqrt(n) / (two_root * value_error_);
+  const std::size_t tokens = std::size_t(step_tokens_);
+  unit_max_.assign(tokens, 0.0f);
+  unit_young_.assign(tokens, 0);
+  head_max_.resize(tokens);
+  head_young_.resize(tokens);
+  const int heads = shape_.n_kv_heads;
+  const int first = config_.granularity == Granularity::kToken ? 0 : (config_.granularity == Granularity::kLayer ? unit * heads : unit);
+  const int count = config_.granularity == Granularity::kToken ? shape_.n_layers * heads
+                                                               : (config_.granularity == Granularity::kLayer ? heads : 1);
+  for (int pair = first; pair < first + count; ++pair) {
+    step_window_->MaxRow(pair / heads, pair % heads, head_max_, head_young_);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      unit_max_[t] = std::max(unit_max_[t], head_max_[t]);
+      unit_young_[t] |= head_young_[t];
+    }
+  }
+  unit_fast_ = true;
+}
+
+int BitPlanner::ExactUnitTokenBits(int token, double range) const {
+  return TokenBits(unit_kind_, unit_, token, step_tokens_, range, step_window_);
+}
+
 bool BitPlanner::needs_window() const {
   return config_.backend == KvBackendKind::kQaq && config_.bits_min != kPassThroughBits;
 }

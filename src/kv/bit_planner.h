@@ -10,6 +10,7 @@
 // The planner only decides; the cache moves the groups (kv/quantized_cache.cc).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -42,6 +43,30 @@ class BitPlanner {
   // Bits for group `unit` (numbered as BitPolicy's groups) of `token` in a cache of n_tokens
   // tokens; range is the group's stored range. window: the attention window (qaq values).
   int TokenBits(KvKind kind, int unit, int token, int n_tokens, double range, const AttentionWindow* window) const;
+  // The fast form of TokenBits for the per-step update: BeginStep once per EndStep, BeginUnit
+  // once per unit and kind, then UnitTokenBits for each group with its current width. The
+  // results are TokenBits' (tested): a group whose width still satisfies the formula's bounds
+  // keeps it after two comparisons, without a logarithm; the others go through TokenBits.
+  void BeginStep(int n_tokens, const AttentionWindow* window);
+  void BeginUnit(KvKind kind, int unit);
+  // can_rise false (no full-precision tier): the caller keeps min(result, current), so a group
+  // whose formula asks for more than `current` keeps `current` without the exact evaluation.
+  int UnitTokenBits(int token, double range, int current, bool can_rise = true) const {
+    if (unit_fast_ && current >= config_.bits_min && current <= config_.bits_max) {
+      double y;  // B = ceil(log2(y)), §3
+      if (unit_kind_ == KvKind::kKey) {
+        if (authors_ && step_tokens_ - token < config_.window) return config_.bits_max;  // authors' young keys
+        y = range * unit_scale_;
+      } else {
+        if (unit_young_[std::size_t(token)]) return config_.bits_max;  // §5
+        y = range * double(unit_max_[std::size_t(token)]) * unit_scale_;
+      }
+      if (authors_) y += 1.0;
+      if (y > lower_[current] && (y <= upper_[current] || !can_rise)) return current;
+    }
+    return ExactUnitTokenBits(token, range);
+  }
+
   // Bits for the per-channel key block of (layer, kv_head) starting at first_token, with the given
   // range (its largest channel range).
   int BlockBits(int layer, int kv_head, int first_token, int n_tokens, double range) const;
@@ -50,6 +75,7 @@ class BitPlanner {
   BitPlanner() = default;
   Status MakePolicies();
   int Shifted(int bits, int unit, int token) const;
+  int ExactUnitTokenBits(int token, double range) const;
 
   KvCacheConfig config_;
   KvCacheShape shape_;
@@ -58,6 +84,20 @@ class BitPlanner {
   double key_shift_ = 0.0;
   std::optional<BitPolicy> key_policy_, value_policy_;
   std::optional<BitPolicy> block_policy_;  // keys per channel: head granularity, for |q~|^2 per head
+
+  // Per step and unit (BeginStep, BeginUnit).
+  int step_tokens_ = 0;
+  const AttentionWindow* step_window_ = nullptr;
+  KvKind unit_kind_ = KvKind::kValue;
+  int unit_ = 0;
+  bool unit_fast_ = false;        // the bounds check applies
+  bool authors_ = false;          // the authors' formula
+  double unit_scale_ = 0.0;       // y = range * scale (* S_t for values) (+ 1: authors' formula)
+  std::vector<float> unit_max_;   // values: window maximum per token, over the unit's heads
+  std::vector<std::uint8_t> unit_young_, head_young_;
+  std::vector<float> head_max_;
+  // y bounds of each width (index 0..8) with a relative margin (bounds_ in BeginStep).
+  double lower_[kMaxCodeBits + 1] = {}, upper_[kMaxCodeBits + 1] = {};
 };
 
 }  // namespace qaq::internal

@@ -14,6 +14,7 @@ void QuantizedKvCache::EndStep() {
   if (n == 0) return;
   for (int count : layer_tokens_) QAQ_CHECK(count == n, "EndStep with layers holding {} and {} tokens", count, n);
   if (config_.target_ratio > 0.0 && !budget_.solved) SolveBudget();
+  planner_.BeginStep(n, window_ ? &*window_ : nullptr);
   UpdateTokenRows(*values_);
   if (keys_) {
     UpdateTokenRows(*keys_);
@@ -58,6 +59,7 @@ void QuantizedKvCache::UpdateTokenRows(TokenRows& rows) {
   std::vector<float> halves;
   std::array<std::vector<Move>, kMaxCodeBits + 1> moves;
   for (int unit = 0; unit < rows.n_units(); ++unit) {
+    planner_.BeginUnit(kind, unit);
     // 1. Decide for the quantized groups, from their stored ranges.
     for (int bits = 0; bits <= kMaxCodeBits; ++bits) {
       moves[std::size_t(bits)].clear();
@@ -68,7 +70,7 @@ void QuantizedKvCache::UpdateTokenRows(TokenRows& rows) {
       HalfToFloat(reinterpret_cast<const std::uint16_t*>(arena->metas()), halves.data(), 2 * size);
       for (std::size_t s = 0; s < size; ++s) {
         const std::uint32_t token = arena->token(s);
-        int to = planner_.TokenBits(kind, unit, int(token), n, double(halves[2 * s + 1] - halves[2 * s]), window);
+        int to = planner_.UnitTokenBits(int(token), double(halves[2 * s + 1] - halves[2 * s]), bits, tier_ != nullptr);
         if (!tier_) to = std::min(to, bits);  // §6: without a full-precision copy bits only fall
         if (to != bits) moves[std::size_t(bits)].push_back({s, token, to});
       }

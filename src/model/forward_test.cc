@@ -9,7 +9,6 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/half.h"
 #include "kernels/matvec.h"
 #include "kernels/rope.h"
 #include "kernels/tensor_rows.h"
@@ -38,18 +37,7 @@ TensorView MakeTensor(TestModel& m, const std::string& name, std::int64_t rows, 
   const std::size_t row_bytes = internal::RowBytes(type, cols);
   std::vector<std::byte> bytes(row_bytes * std::size_t(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
-    const float* src = &values[std::size_t(r * cols)];
-    std::byte* dst = bytes.data() + std::size_t(r) * row_bytes;
-    if (type == TensorType::kQ8_0) {
-      internal::QuantizeRowQ8_0(src, cols, dst);
-      continue;
-    }
-    for (std::int64_t c = 0; c < cols; ++c) {
-      if (type == TensorType::kF32) std::memcpy(dst + 4 * c, &src[c], 4);
-      const std::uint16_t h = type == TensorType::kF16 ? internal::FloatToHalfRef(src[c])
-                                                       : internal::FloatToBFloat16Ref(src[c]);
-      if (type != TensorType::kF32) std::memcpy(dst + 2 * c, &h, 2);
-    }
+    internal::EncodeRow(type, &values[std::size_t(r * cols)], cols, bytes.data() + std::size_t(r) * row_bytes);
   }
   m.storage.push_back(std::move(bytes));
   const auto& b = m.storage.back();

@@ -74,6 +74,31 @@ int AttentionWindow::RowsSeen(int layer, int kv_head, int token) const {
   return seen;
 }
 
+void AttentionWindow::MaxRow(int layer, int kv_head, std::span<float> max, std::span<std::uint8_t> young) const {
+  QAQ_CHECK(max.size() == young.size(), "MaxRow: {} maxima, {} flags", max.size(), young.size());
+  std::fill(max.begin(), max.end(), 0.0f);
+  const std::size_t n = max.size();
+  // present[p - first]: the window holds a row for position p (RowsSeen counts those p >= t).
+  const int first = std::max(0, last_position_ - window_ + 1);
+  std::vector<std::uint8_t> present(static_cast<std::size_t>(std::max(0, last_position_ - first + 1)), 0);
+  for (int p = first; p <= last_position_; ++p) {
+    const Slot* slot = SlotFor(layer, kv_head, p);
+    if (slot == nullptr) continue;
+    present[static_cast<std::size_t>(p - first)] = 1;
+    // As Max: tokens t <= p within the row.
+    const std::size_t end = std::min({n, slot->max_row.size(), static_cast<std::size_t>(p) + 1});
+    for (std::size_t t = 0; t < end; ++t) max[t] = std::max(max[t], slot->max_row[t]);
+  }
+  // Rows seen by token t: present positions p >= t, counted from the last position down.
+  int seen = 0;
+  for (int p = last_position_; p >= first && p >= static_cast<int>(n); --p) seen += present[static_cast<std::size_t>(p - first)];
+  for (std::size_t t = n; t-- > 0;) {
+    const int tt = static_cast<int>(t);
+    if (tt >= first && tt <= last_position_) seen += present[static_cast<std::size_t>(tt - first)];
+    young[t] = seen < window_ ? 1 : 0;
+  }
+}
+
 void AttentionWindow::Truncate(int n_tokens) {
   last_position_ = -1;
   for (Slot& slot : slots_) {

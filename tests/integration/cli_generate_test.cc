@@ -116,6 +116,7 @@ TEST(CliBenchTest, PrintsATableOfSpeeds) {
     EXPECT_NE(r.out.find(row), std::string::npos) << row << "\n" << r.out;
   }
   EXPECT_NE(r.out.find("kv fp16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decode t/cpu-s"), std::string::npos) << r.out;
   const ToolResult too_long = RunTool("bench -m '" + model + "' -p 500 -n 100");
   EXPECT_EQ(too_long.exit_code, 1);
   EXPECT_EQ(RunTool("bench -m '" + model + "' -r 0").exit_code, 2);

@@ -1,0 +1,283 @@
+// Decode attention on each KV cache (one query per KV head: Scores, then WeightedSum with a
+// softmax row), and the QAQ cache's per-step update (append a token, observe its attention rows,
+// EndStep: new widths for every group, re-quantizations).
+//
+//   cmake -S . -B build -DQAQ_BUILD_BENCHMARKS=ON && cmake --build build -j2
+//   ./build/bin/qaq_bench_kv_attention --benchmark_filter='Attention/.*/32768/128/32'
+//
+// Attention cases: T = 1K, 8K, 32K tokens, head_dim 64 and 128, 32 KV heads (at 32K x 128 the
+// fp16 cache is 512 MiB: far beyond the last-level cache, the memory-bound regime of a 7B model)
+// and 1 KV head (cache-resident). Caches: fp32, fp16, uniform:4, uniform:2 and two QAQ caches
+// whose widths average about 3 bits (per-token keys; the default per-channel keys before RoPE).
+// Counters: bytes of the cache per token and head ("B/tok"), mean code bits of keys and values.
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "kv/quantized_cache.h"
+#include "qaq/kv_cache.h"
+#include "qaq/kv_config.h"
+
+namespace qaq {
+namespace {
+
+double kKeyTargetTimesT = 0.3, kValueTargetTimesSqrtT = 0.1;
+
+// QAQ caches; BM_Attention adds targets for which the random keys and values below average about
+// 3 bits (the formulas depend on T: the key target scales as 1/T, the value target as 1/sqrt(T)).
+const char* const kQaqTokenKeys = "qaq,keys=token,prerope=0,granularity=head,tier=none";
+const char* const kQaqChannelKeys = "qaq,granularity=head,tier=none";
+
+std::string WithTargets(const std::string& spec, int n_tokens) {
+  if (spec.rfind("qaq", 0) != 0) return spec;
+  return spec + ",key_error=" + std::to_string(kKeyTargetTimesT / n_tokens) +
+         ",value_error=" + std::to_string(kValueTargetTimesSqrtT / std::sqrt(double(n_tokens)));
+}
+
+const std::vector<std::string>& Specs() {
+  static const std::vector<std::string> specs = {"fp32", "fp16", "uniform:4", "uniform:2", kQaqTokenKeys,
+                                                 kQaqChannelKeys};
+  return specs;
+}
+
+std::string Label(const std::string& spec) {
+  if (spec == kQaqTokenKeys) return "qaq-token-keys";
+  if (spec == kQaqChannelKeys) return "qaq-channel-keys";
+  return spec;
+}
+
+KvCacheShape Shape(int n_layers, int n_kv_heads, int head_dim, int max_tokens) {
+  KvCacheShape s;
+  s.n_layers = n_layers;
+  s.n_kv_heads = n_kv_heads;
+  s.head_dim = head_dim;
+  s.max_tokens = max_tokens;
+  s.n_heads = n_kv_heads;
+  s.rope_theta = 10000.0f;
+  s.rope_dim = head_dim;
+  return s;
+}
+
+// A softmax-like row over n tokens: a few tokens take most of the weight (as in real attention),
+// the rest decay as a power law of their rank.
+void AttentionRow(std::mt19937& rng, int n, std::vector<float>& row) {
+  row.resize(static_cast<std::size_t>(n));
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  float sum = 0.0f;
+  for (int t = 0; t < n; ++t) {
+    const float r = u(rng);
+    row[static_cast<std::size_t>(t)] = r * r * r * r / float(1 + (t * 7919) % n);
+    sum += row[static_cast<std::size_t>(t)];
+  }
+  row[0] += sum;  // an attention sink
+  sum *= 2.0f;
+  for (float& p : row) p /= sum;
+}
+
+// Appends n_tokens random tokens (keys with per-channel offsets) to every layer, with the attention
+// rows of the last positions, then ends the step: the cache as after a prompt of n_tokens.
+void Fill(KvCache& cache, int n_tokens, std::uint32_t seed) {
+  const KvCacheShape& s = cache.shape();
+  const int kv_dim = s.n_kv_heads * s.head_dim;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> k(static_cast<std::size_t>(kv_dim)), v(static_cast<std::size_t>(kv_dim)), row;
+  for (int t = 0; t < n_tokens; ++t) {
+    for (int l = 0; l < s.n_layers; ++l) {
+      for (int i = 0; i < kv_dim; ++i) {
+        k[static_cast<std::size_t>(i)] = normal(rng) + 0.5f * float(i % 7) - 1.5f;
+        v[static_cast<std::size_t>(i)] = normal(rng);
+      }
+      cache.Append(l, t, k, v);
+    }
+  }
+  for (int pos = std::max(0, n_tokens - 5); pos < n_tokens; ++pos) {
+    for (int l = 0; l < s.n_layers; ++l) {
+      for (int h = 0; h < s.n_heads; ++h) {
+        AttentionRow(rng, pos + 1, row);
+        cache.ObserveAttention(l, h, pos, row);
+      }
+    }
+  }
+  cache.EndStep();
+}
+
+void MeanBits(const KvCache& cache, benchmark::State& state) {
+  const auto* q = dynamic_cast<const internal::QuantizedKvCache*>(&cache);
+  if (q == nullptr) return;
+  double bits[2] = {0, 0}, values[2] = {0, 0};
+  const KvCacheShape& s = cache.shape();
+  for (const internal::GroupRecord& g : q->Groups()) {
+    const int kind = g.kind == KvKind::kKey ? 0 : 1;
+    double n = s.head_dim;
+    if (kind == 0 && q->channel_keys() != nullptr && g.bits != kPassThroughBits) n *= q->channel_keys()->block();
+    bits[kind] += n * g.bits;
+    values[kind] += n;
+  }
+  state.counters["kbits"] = bits[0] / values[0];
+  state.counters["vbits"] = bits[1] / values[1];
+}
+
+// Args: tokens, head_dim, KV heads.
+void BM_Attention(benchmark::State& state, std::string spec) {
+  const int n_tokens = int(state.range(0)), head_dim = int(state.range(1)), n_heads = int(state.range(2));
+  auto made = MakeKvCache(WithTargets(spec, n_tokens), Shape(1, n_heads, head_dim, n_tokens));
+  if (!made.ok()) {
+    state.SkipWithError(made.status().message().c_str());
+    return;
+  }
+  std::unique_ptr<KvCache> cache = std::move(made).value();
+  Fill(*cache, n_tokens, 1);
+  std::mt19937 rng(2);
+  std::vector<float> q(static_cast<std::size_t>(head_dim)), scores(static_cast<std::size_t>(n_tokens)), out(static_cast<std::size_t>(head_dim)), probs;
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (float& x : q) x = normal(rng);
+  AttentionRow(rng, n_tokens, probs);
+  for (auto _ : state) {
+    for (int h = 0; h < n_heads; ++h) {
+      cache->Scores(0, h, q, scores);
+      std::fill(out.begin(), out.end(), 0.0f);
+      cache->WeightedSum(0, h, probs, out);
+      benchmark::DoNotOptimize(out.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  const KvMemory m = cache->Memory();
+  state.counters["B/tok"] = double(m.cache_bytes()) / double(n_tokens) / n_heads;
+  state.counters["ratio"] = m.compression_ratio();
+  state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(m.cache_bytes()));
+  MeanBits(*cache, state);
+}
+
+// The QAQ cache's per-step work at T tokens: append one token to every layer, report its attention
+// rows (one per query head), EndStep. Attention is stable from step to step as in real decoding
+// (a fixed pattern per head with 10% noise), so most widths stay and a few tokens move. Args:
+// tokens, layers (32 KV heads of 128).
+void BM_Update(benchmark::State& state, std::string spec) {
+  const int n_tokens = int(state.range(0)), n_layers = int(state.range(1));
+  const int n_heads = 32, head_dim = 128, extra = 64;
+  auto made = MakeKvCache(WithTargets(spec, n_tokens), Shape(n_layers, n_heads, head_dim, n_tokens + extra));
+  if (!made.ok()) {
+    state.SkipWithError(made.status().message().c_str());
+    return;
+  }
+  std::unique_ptr<KvCache> cache = std::move(made).value();
+  Fill(*cache, n_tokens, 3);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> noise(0.9f, 1.1f);
+  std::vector<float> k(static_cast<std::size_t>(n_heads * head_dim)), v(k.size()), row;
+  // Rows prepared ahead (8 patterns x 4 noisy variants): the timed loop measures the cache.
+  std::vector<std::vector<float>> rows;
+  for (int i = 0; i < 8; ++i) {
+    AttentionRow(rng, n_tokens + extra, row);
+    for (int j = 0; j < 4; ++j) {
+      std::vector<float> variant = row;
+      for (float& p : variant) p *= noise(rng);
+      rows.push_back(variant);
+    }
+  }
+  std::vector<std::vector<float>> new_k(static_cast<std::size_t>(n_layers)), new_v(new_k.size());
+  for (int l = 0; l < n_layers; ++l) {
+    for (std::size_t i = 0; i < k.size(); ++i) k[i] = normal(rng), v[i] = normal(rng);
+    new_k[static_cast<std::size_t>(l)] = k;
+    new_v[static_cast<std::size_t>(l)] = v;
+  }
+  int t = n_tokens;
+  double append_s = 0, observe_s = 0, end_s = 0;
+  auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  auto step = [&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int l = 0; l < n_layers; ++l) cache->Append(l, t, new_k[static_cast<std::size_t>(l)], new_v[static_cast<std::size_t>(l)]);
+    const auto t1 = std::chrono::steady_clock::now();
+    for (int l = 0; l < n_layers; ++l) {
+      for (int h = 0; h < n_heads; ++h) {
+        const std::vector<float>& r = rows[static_cast<std::size_t>((h % 8) * 4 + t % 4)];
+        cache->ObserveAttention(l, h, t, std::span<const float>(r.data(), static_cast<std::size_t>(t + 1)));
+      }
+    }
+    const auto t2 = std::chrono::steady_clock::now();
+    cache->EndStep();
+    const auto t3 = std::chrono::steady_clock::now();
+    append_s += seconds(t0, t1), observe_s += seconds(t1, t2), end_s += seconds(t2, t3);
+    ++t;
+  };
+  for (int i = 0; i < 6; ++i) step();  // the window now holds these patterns
+  append_s = observe_s = end_s = 0;
+  const auto* q = dynamic_cast<const internal::QuantizedKvCache*>(cache.get());
+  const std::size_t moves_before = q->stats().up + q->stats().down, quantized_before = q->stats().quantized;
+  std::size_t steps = 0;
+  for (auto _ : state) {
+    if (t == n_tokens + extra) {
+      state.PauseTiming();
+      cache->Truncate(n_tokens);
+      t = n_tokens;
+      for (int i = 0; i < 6; ++i) step();
+      state.ResumeTiming();
+    }
+    step();
+    ++steps;
+  }
+  state.counters["moves/step"] = double(q->stats().up + q->stats().down - moves_before) / double(steps);
+  state.counters["new/step"] = double(q->stats().quantized - quantized_before) / double(steps);
+  // Wall-clock split of a step (the machine is shared: compare the parts, not the totals).
+  const double total = append_s + observe_s + end_s;
+  state.counters["append%"] = 100 * append_s / total;
+  state.counters["observe%"] = 100 * observe_s / total;
+  state.counters["endstep%"] = 100 * end_s / total;
+  MeanBits(*cache, state);
+}
+
+// The same cache's decode attention (all layers and heads) at T tokens: the update's yardstick.
+void BM_UpdateYardstick(benchmark::State& state, std::string spec) {
+  const int n_tokens = int(state.range(0)), n_layers = int(state.range(1));
+  const int n_heads = 32, head_dim = 128;
+  auto made = MakeKvCache(WithTargets(spec, n_tokens), Shape(n_layers, n_heads, head_dim, n_tokens));
+  std::unique_ptr<KvCache> cache = std::move(made).value();
+  Fill(*cache, n_tokens, 3);
+  std::mt19937 rng(5);
+  std::vector<float> q(head_dim, 0.05f), scores(static_cast<std::size_t>(n_tokens)), out(head_dim), probs;
+  AttentionRow(rng, n_tokens, probs);
+  for (auto _ : state) {
+    for (int l = 0; l < n_layers; ++l) {
+      for (int h = 0; h < n_heads; ++h) {
+        cache->Scores(l, h, q, scores);
+        cache->WeightedSum(l, h, probs, out);
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+const bool kRegistered = [] {
+  if (const char* k = std::getenv("QAQ_BENCH_KEY_TARGET")) kKeyTargetTimesT = std::atof(k);
+  if (const char* v = std::getenv("QAQ_BENCH_VALUE_TARGET")) kValueTargetTimesSqrtT = std::atof(v);
+  for (const std::string& spec : Specs()) {
+    auto* b = benchmark::RegisterBenchmark(("Attention/" + Label(spec)).c_str(), BM_Attention, spec);
+    for (const int head_dim : {64, 128}) {
+      for (const int tokens : {1024, 8192, 32768}) {
+        for (const int heads : {32, 1}) b->Args({tokens, head_dim, heads});
+      }
+    }
+    b->ArgNames({"T", "D", "H"})->Unit(benchmark::kMicrosecond);
+  }
+  for (const std::string& spec : {std::string(kQaqTokenKeys), std::string(kQaqChannelKeys),
+                                 std::string("qaq,granularity=head")}) {
+    const std::string label = spec == "qaq,granularity=head" ? "qaq-default-tier-ram" : Label(spec);
+    benchmark::RegisterBenchmark(("Update/" + label).c_str(), BM_Update, spec)
+        ->Args({4096, 8})->ArgNames({"T", "L"})->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("UpdateYardstick/" + label).c_str(), BM_UpdateYardstick, spec)
+        ->Args({4096, 8})->ArgNames({"T", "L"})->Unit(benchmark::kMillisecond);
+  }
+  return true;
+}();
+
+}  // namespace
+}  // namespace qaq
