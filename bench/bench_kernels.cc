@@ -3,14 +3,12 @@
 //
 //   cmake -S . -B build -DQAQ_BUILD_BENCHMARKS=ON && cmake --build build -j2
 //   ./build/bin/qaq_bench_kernels --benchmark_filter=MatVec
-#include <cstring>
 #include <random>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
 #include "kernels/attention.h"
-#include "kernels/half.h"
 #include "kernels/matvec.h"
 #include "kernels/tensor_rows.h"
 #include "kernels/vector_ops.h"
@@ -32,17 +30,7 @@ Matrix MakeMatrix(TensorType type, std::int64_t rows, std::int64_t cols) {
   std::vector<float> row(static_cast<std::size_t>(cols));
   for (std::int64_t r = 0; r < rows; ++r) {
     for (auto& v : row) v = dist(rng);
-    std::byte* dst = m.bytes.data() + std::size_t(r) * row_bytes;
-    if (type == TensorType::kQ8_0) {
-      QuantizeRowQ8_0(row.data(), cols, dst);
-    } else if (type == TensorType::kF32) {
-      std::memcpy(dst, row.data(), row_bytes);
-    } else {
-      for (std::int64_t c = 0; c < cols; ++c) {
-        const std::uint16_t h = type == TensorType::kF16 ? FloatToHalfRef(row[c]) : FloatToBFloat16Ref(row[c]);
-        std::memcpy(dst + 2 * c, &h, 2);
-      }
-    }
+    EncodeRow(type, row.data(), cols, m.bytes.data() + std::size_t(r) * row_bytes);
   }
   m.view = TensorView{"w", type, m.bytes.data(), rows, cols, m.bytes.size()};
   return m;

@@ -16,6 +16,9 @@
 //   5. EndStep() once the step's forward pass is complete: the only place a cache may change the
 //      stored precision of tokens already in it.
 // Virtual calls happen once per (layer, kv head) per step; inner loops live in the backends.
+// Threads: Scores and WeightedSum (const) may run concurrently for different query heads of one
+// layer; Append, ObserveAttention, EndStep and Truncate are called from one thread at a time, and
+// ObserveAttention in a fixed order (position, then query head) whatever the thread count.
 #pragma once
 
 #include <cstddef>

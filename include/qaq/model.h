@@ -51,12 +51,12 @@ struct ModelConfig {
 };
 
 struct LayerWeights {
-  TensorView attn_norm;  // [dim]
+  TensorView attn_norm;  // [dim], always kF32 (loaders refuse other types)
   TensorView wq;         // [n_heads * head_dim, dim]
   TensorView wk;         // [n_kv_heads * head_dim, dim]
   TensorView wv;         // [n_kv_heads * head_dim, dim]
   TensorView wo;         // [dim, n_heads * head_dim]
-  TensorView ffn_norm;   // [dim]
+  TensorView ffn_norm;   // [dim], always kF32
   TensorView w_gate;     // [hidden_dim, dim]   (llama2.c w1)
   TensorView w_down;     // [dim, hidden_dim]   (llama2.c w2)
   TensorView w_up;       // [hidden_dim, dim]   (llama2.c w3)
@@ -65,7 +65,7 @@ struct LayerWeights {
 struct ModelWeights {
   TensorView token_embedding;  // [vocab_size, dim]
   std::vector<LayerWeights> layers;
-  TensorView output_norm;      // [dim]
+  TensorView output_norm;      // [dim], always kF32
   TensorView output;           // [vocab_size, dim]; equals token_embedding when shared
 };
 

@@ -1,4 +1,9 @@
-// qaq/quant.h: the QAQ codec, one group of values at a time (no model knowledge).
+// qaq/quant.h: the QAQ method as a library, with no model knowledge. Contents, in order:
+//   1. the codec: one group of values at B bits (GroupQuantizer, PackedGroup, sizes, packing);
+//   2. attention on packed codes (DotPacked, AxpyPacked and their Rows / Mixed variants);
+//   3. the authors'-code compatibility codec (for comparisons only);
+//   4. the bit policy: formulas, KvQuantConfig, AttentionWindow, QueryNormCalibration, BitPolicy;
+//   5. QuantizeKv, the offline quantization of a whole dumped cache (`qaq quantize`).
 //
 // A "group" is the set of values that share one bit width and one [min, max] (QAQ-method.md §7):
 // one token of one KV head (head granularity), of one layer (layer) or of the whole model
@@ -33,7 +38,7 @@
 //   q . dequant(codes) = m * sum(q) + s * (q . codes)        DotPacked
 //   out += w * dequant(codes)                               AxpyPacked
 // plus a small correction for the outliers. The *Rows variants take the tokens of one
-// (layer, KV head) stored back to back at one bit width.
+// (layer, KV head) stored back to back at one bit width, the *Mixed variants tokens of any widths.
 #pragma once
 
 #include <cstddef>
@@ -168,6 +173,15 @@ void GroupAxpy(float w, const PackedGroup& group, std::span<float> out);
 void PackCodes(std::span<const std::uint8_t> codes, int bits, std::uint8_t* packed);
 void UnpackCodes(const std::uint8_t* packed, int bits, std::span<std::uint8_t> codes);
 
+// §6 without a full-precision copy: lowers a group's width from `from_bits` to `to_bits`
+// (0 <= to_bits <= from_bits <= 8) by keeping the high bits of every code (c >> (from - to)).
+// The metadata and outliers stay as they are. With the same [min, max], every segment at to_bits
+// is exactly 2^(from - to) segments at from_bits, so the result equals quantizing the original
+// values at to_bits directly (up to float rounding at segment edges): no error accumulates.
+// Writes BytesFor(n, to_bits) bytes.
+void RequantizeCodesDown(const std::uint8_t* packed, std::size_t n, int from_bits, int to_bits,
+                         std::uint8_t* out);
+
 // ---------------------------------------------------------------------------------------------
 // Hot loops on packed codes. `codes` is BytesFor(n, bits) bytes (n fp16 values for the
 // pass-through width), `q`/`out` have n floats. Outliers are not included: add
@@ -187,6 +201,18 @@ void DotPackedRows(const float* q, float q_sum, const std::uint8_t* codes, std::
 // out[i] += sum over rows r of w[r] * dequant(row r)[i].
 void AxpyPackedRows(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                     const AffineMeta* metas, int n_rows, int bits, int n, float* out);
+
+// Tokens of mixed widths (a QAQ cache): one descriptor per row, any width (0..8 or 16) per row.
+// One dispatch for the whole run; the width switch happens per row inside the fast code.
+struct PackedRowRef {
+  const std::uint8_t* codes = nullptr;
+  AffineMeta meta;
+  int bits = 0;
+};
+// out[r] = q . dequant(rows[r]).
+void DotPackedMixed(const float* q, float q_sum, const PackedRowRef* rows, int n_rows, int n, float* out);
+// out[i] += sum over r of w[r] * dequant(rows[r])[i].
+void AxpyPackedMixed(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out);
 
 // Outlier corrections for a group encoded by GroupQuantizer (outlier positions hold code 0, whose
 // reconstruction is m.offset, or +0 for the pass-through width):

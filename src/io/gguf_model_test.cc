@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <random>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -333,6 +334,34 @@ TEST(GgufModelTest, CorruptContainerThroughLoadModel) {
   EXPECT_EQ(model.status().message().find("'" + path + "': "), 0u) << model.status().message();
   test::WriteFile(path, {'G', 'G', 'U', 'F', 3, 0, 0});
   ExpectError(LoadModel(path), StatusCode::kDataLoss, "inside the GGUF header");
+}
+
+TEST(GgufModelTest, RandomCorruptionNeverCrashes) {
+  // Flipping bytes of the header and directory must give a model or a Status, never a crash
+  // (run under the address and undefined-behaviour sanitizers to check reads stay in bounds).
+  const Vocabulary vocab = SmallVocab();
+  auto bytes = BuildSyntheticLlamaGguf(SmallConfig(), TensorType::kQ8_0, 9, &vocab);
+  ASSERT_TRUE(bytes.ok());
+  auto gguf = GgufFile::Parse(*bytes);
+  ASSERT_TRUE(gguf.ok());
+  const std::size_t header = gguf->data_offset();
+  std::mt19937 rng(2024);
+  const std::string path = test::TempPath("gguf");
+  int failures = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<std::uint8_t> corrupt = *bytes;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) {
+      corrupt[rng() % header] ^= static_cast<std::uint8_t>(1u << (rng() % 8));
+    }
+    test::WriteFile(path, corrupt);
+    auto model = LoadModel(path);
+    if (!model.ok()) {
+      ++failures;
+      EXPECT_FALSE(model.status().message().empty());
+    }
+  }
+  EXPECT_GT(failures, 20);  // most flips in lengths, kinds and dims are caught
 }
 
 TEST(GgufWriterTest, HalfAndBfloatRounding) {

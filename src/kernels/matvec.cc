@@ -66,6 +66,24 @@ HWY_INLINE void StoreSumsOfFour(DF df, hn::Vec<DF> v0, hn::Vec<DF> v1, hn::Vec<D
 }
 #endif
 
+// Tail of 16-bit weights: copied into a zero-padded buffer (no masked 16-bit loads on every
+// target), then one multiply-add per row, as for the whole vectors.
+template <typename W>
+HWY_INLINE void TailOfFour16(const W* HWY_RESTRICT const rows[4], std::size_t i, std::size_t n,
+                             hn::Vec<DF> x0, hn::Vec<DF>& a0, hn::Vec<DF>& a1, hn::Vec<DF>& a2,
+                             hn::Vec<DF>& a3) {
+  const DF df;
+  W w_tail[hn::MaxLanes(DF())] = {};
+  std::memcpy(w_tail, rows[0] + i, (n - i) * sizeof(W));
+  a0 = hn::MulAdd(LoadWeights(df, w_tail), x0, a0);
+  std::memcpy(w_tail, rows[1] + i, (n - i) * sizeof(W));
+  a1 = hn::MulAdd(LoadWeights(df, w_tail), x0, a1);
+  std::memcpy(w_tail, rows[2] + i, (n - i) * sizeof(W));
+  a2 = hn::MulAdd(LoadWeights(df, w_tail), x0, a2);
+  std::memcpy(w_tail, rows[3] + i, (n - i) * sizeof(W));
+  a3 = hn::MulAdd(LoadWeights(df, w_tail), x0, a3);
+}
+
 // out[r] = dot(rows[r], x) for four rows of n values. x is loaded once for all four rows; each
 // row has two accumulators (even and odd vectors) to hide the FMA latency; values past the last
 // whole vector form one zero-padded vector. The order depends only on n.
@@ -97,19 +115,16 @@ HWY_INLINE void DotFourRows(const W* HWY_RESTRICT const rows[4], const float* HW
     i += lanes;
   }
   if (i < n) {  // the last n - i < lanes values, zero-padded to one more vector
-    constexpr std::size_t kMaxLanes = hn::MaxLanes(DF());
-    HWY_ALIGN float x_tail[kMaxLanes] = {};
-    std::memcpy(x_tail, x + i, (n - i) * sizeof(float));
-    const auto x0 = hn::Load(df, x_tail);
-    W w_tail[kMaxLanes] = {};
-    std::memcpy(w_tail, rows[0] + i, (n - i) * sizeof(W));
-    a00 = hn::MulAdd(LoadWeights(df, w_tail), x0, a00);
-    std::memcpy(w_tail, rows[1] + i, (n - i) * sizeof(W));
-    a10 = hn::MulAdd(LoadWeights(df, w_tail), x0, a10);
-    std::memcpy(w_tail, rows[2] + i, (n - i) * sizeof(W));
-    a20 = hn::MulAdd(LoadWeights(df, w_tail), x0, a20);
-    std::memcpy(w_tail, rows[3] + i, (n - i) * sizeof(W));
-    a30 = hn::MulAdd(LoadWeights(df, w_tail), x0, a30);
+    const auto tail = hn::FirstN(df, n - i);
+    const auto x0 = hn::MaskedLoad(tail, df, x + i);
+    if constexpr (std::is_same_v<W, float>) {
+      a00 = hn::MulAdd(hn::MaskedLoad(tail, df, rows[0] + i), x0, a00);
+      a10 = hn::MulAdd(hn::MaskedLoad(tail, df, rows[1] + i), x0, a10);
+      a20 = hn::MulAdd(hn::MaskedLoad(tail, df, rows[2] + i), x0, a20);
+      a30 = hn::MulAdd(hn::MaskedLoad(tail, df, rows[3] + i), x0, a30);
+    } else {
+      TailOfFour16(rows, i, n, x0, a00, a10, a20, a30);
+    }
   }
   StoreSumsOfFour(df, hn::Add(a00, a01), hn::Add(a10, a11), hn::Add(a20, a21), hn::Add(a30, a31), out);
 }

@@ -30,15 +30,7 @@ TestMatrix MakeMatrix(TensorType type, std::int64_t rows, std::int64_t cols, std
   std::vector<float> row(cols);
   for (std::int64_t r = 0; r < rows; ++r) {
     for (auto& v : row) v = dist(rng);
-    std::byte* dst = m.bytes.data() + r * row_bytes;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      if (type == TensorType::kF32) std::memcpy(dst + 4 * c, &row[c], 4);
-      if (type == TensorType::kF16 || type == TensorType::kBF16) {
-        const std::uint16_t h = type == TensorType::kF16 ? FloatToHalfRef(row[c]) : FloatToBFloat16Ref(row[c]);
-        std::memcpy(dst + 2 * c, &h, 2);
-      }
-    }
-    if (type == TensorType::kQ8_0) QuantizeRowQ8_0(row.data(), cols, dst);
+    EncodeRow(type, row.data(), cols, m.bytes.data() + r * row_bytes);
   }
   m.view = TensorView{"w", type, m.bytes.data(), rows, cols, m.bytes.size()};
   return m;
@@ -129,6 +121,24 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{TensorType::kF16, 5}, Case{TensorType::kBF16, 64}, Case{TensorType::kBF16, 173},
                       Case{TensorType::kQ8_0, 32}, Case{TensorType::kQ8_0, 64}, Case{TensorType::kQ8_0, 288}),
     CaseName);
+
+TEST(TensorRowsTest, EncodeThenDequantize) {
+  const std::vector<float> x = {1.0f, -2.5f, 0.1f, 3e-5f, 65504.0f, -1e-9f};
+  for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kBF16}) {
+    std::vector<std::byte> row(RowBytes(type, 6));
+    EncodeRow(type, x.data(), 6, row.data());
+    TensorView w{"w", type, row.data(), 1, 6, row.size()};
+    std::vector<float> back(6);
+    DequantizeRow(w, 0, back.data());
+    for (int i = 0; i < 6; ++i) {
+      const float expected = type == TensorType::kF32   ? x[i]
+                             : type == TensorType::kF16 ? HalfToFloatRef(FloatToHalfRef(x[i]))
+                                                        : BFloat16ToFloatRef(FloatToBFloat16Ref(x[i]));
+      EXPECT_EQ(back[i], expected) << int(type) << " " << i;
+    }
+  }
+  EXPECT_EQ(RowBytes(TensorType::kF16, 6), 12u);
+}
 
 TEST(Q8_0Test, QuantizeRoundTripErrorIsAtMostHalfAStep) {
   const auto x = RandomVector(96, 9);

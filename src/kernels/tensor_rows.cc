@@ -52,6 +52,24 @@ void DequantizeRow(const TensorView& w, std::int64_t row, float* out) {
   }
 }
 
+void EncodeRow(TensorType type, const float* x, std::int64_t n, std::byte* out) {
+  switch (type) {
+    case TensorType::kF32:
+      std::memcpy(out, x, std::size_t(n) * 4);
+      return;
+    case TensorType::kF16:
+    case TensorType::kBF16:
+      for (std::int64_t i = 0; i < n; ++i) {
+        const std::uint16_t h = type == TensorType::kF16 ? FloatToHalfRef(x[i]) : FloatToBFloat16Ref(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      return;
+    case TensorType::kQ8_0:
+      QuantizeRowQ8_0(x, n, out);
+      return;
+  }
+}
+
 void QuantizeRowQ8_0(const float* x, std::int64_t n, std::byte* out) {
   QAQ_CHECK(n % kQ8BlockSize == 0, "Q8_0 rows need a multiple of 32 values, got {}", n);
   for (std::int64_t b = 0; b < n / kQ8BlockSize; ++b) {

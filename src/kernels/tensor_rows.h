@@ -25,6 +25,10 @@ inline const std::byte* RowData(const TensorView& w, std::int64_t row) {
 // out[0..cols) = row `row` of `w` as floats.
 void DequantizeRow(const TensorView& w, std::int64_t row, float* out);
 
+// Encodes n floats as one row of `type` (fp16/bf16 round to nearest even; Q8_0 as below). out
+// must hold RowBytes(type, n) bytes. For building weights in tests, benchmarks and converters.
+void EncodeRow(TensorType type, const float* x, std::int64_t n, std::byte* out);
+
 // Encodes n values (a multiple of 32) as Q8_0 blocks, as llama.cpp's reference quantizer does:
 // d = max|x| / 127, q = round(x / d). out must hold RowBytes(kQ8_0, n) bytes.
 void QuantizeRowQ8_0(const float* x, std::int64_t n, std::byte* out);

@@ -73,6 +73,7 @@ Forward::Forward(const ModelConfig& config, const ModelWeights& weights,
       weights_(weights),
       cache_(std::move(cache)),
       n_threads_(n_threads),
+      min_parallel_work_(kMinParallelWork),
       q_dim_(config.n_heads * config.head_dim),
       kv_dim_(config.n_kv_heads * config.head_dim),
       query_scale_(1.0f / std::sqrt(float(config.head_dim))),
@@ -171,7 +172,8 @@ void Forward::Attention(int layer, int n, int pos0) {
     const std::size_t n_keys = std::size_t(pos) + 1;  // causal: tokens 0..pos
     const float* q = &q_[i * q_dim_];
     float* out = &att_out_[i * q_dim_];
-    RunOnThreads(n_threads_, [&](int thread, int n_running) {
+    const std::int64_t work = std::int64_t{n_heads} * std::int64_t(n_keys) * head_dim * 2;
+    RunOnThreads(ThreadsFor(work, n_threads_, min_parallel_work_), [&](int thread, int n_running) {
       const auto [first, last] = ShareOf(n_heads, thread, n_running);
       for (int h = int(first); h < int(last); ++h) {
         const std::span<float> probs(&probs_[h * row_stride], n_keys);
@@ -190,7 +192,9 @@ void Forward::Attention(int layer, int n, int pos0) {
 }
 
 void Forward::MatMuls(std::initializer_list<Product> products, const float* x, int n) {
-  RunOnThreads(n_threads_, [&](int thread, int n_running) {
+  std::int64_t work = 0;
+  for (const Product& p : products) work += p.w->rows * p.w->cols * n;
+  RunOnThreads(ThreadsFor(work, n_threads_, min_parallel_work_), [&](int thread, int n_running) {
     for (const Product& p : products) {
       const auto [first, last] = ShareOf(p.w->rows, thread, n_running);
       MatMul(*p.w, x, n, p.y, first, last);

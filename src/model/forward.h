@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/rope.h"
+#include "model/parallel.h"
 #include "qaq/kv_cache.h"
 #include "qaq/model.h"
 #include "qaq/status.h"
@@ -42,6 +43,8 @@ class Forward {
   int n_past() const { return cache_->n_tokens(); }
   int context_length() const { return cache_->shape().max_tokens; }
   int n_threads() const { return n_threads_; }
+  // Work below which a step runs on one thread (parallel.h); tests lower it to split everything.
+  void set_min_parallel_work(std::int64_t work) { min_parallel_work_ = work; }
   const ModelConfig& config() const { return config_; }
   KvCache& cache() { return *cache_; }
   const KvCache& cache() const { return *cache_; }
@@ -65,6 +68,7 @@ class Forward {
   ModelWeights weights_;  // views into the model's mapped file
   std::unique_ptr<KvCache> cache_;
   int n_threads_;
+  std::int64_t min_parallel_work_;
   int q_dim_, kv_dim_;
   float query_scale_;
   RopeTable rope_;

@@ -9,7 +9,6 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/half.h"
 #include "kernels/matvec.h"
 #include "kernels/rope.h"
 #include "kernels/tensor_rows.h"
@@ -38,18 +37,7 @@ TensorView MakeTensor(TestModel& m, const std::string& name, std::int64_t rows, 
   const std::size_t row_bytes = internal::RowBytes(type, cols);
   std::vector<std::byte> bytes(row_bytes * std::size_t(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
-    const float* src = &values[std::size_t(r * cols)];
-    std::byte* dst = bytes.data() + std::size_t(r) * row_bytes;
-    if (type == TensorType::kQ8_0) {
-      internal::QuantizeRowQ8_0(src, cols, dst);
-      continue;
-    }
-    for (std::int64_t c = 0; c < cols; ++c) {
-      if (type == TensorType::kF32) std::memcpy(dst + 4 * c, &src[c], 4);
-      const std::uint16_t h = type == TensorType::kF16 ? internal::FloatToHalfRef(src[c])
-                                                       : internal::FloatToBFloat16Ref(src[c]);
-      if (type != TensorType::kF32) std::memcpy(dst + 2 * c, &h, 2);
-    }
+    internal::EncodeRow(type, &values[std::size_t(r * cols)], cols, bytes.data() + std::size_t(r) * row_bytes);
   }
   m.storage.push_back(std::move(bytes));
   const auto& b = m.storage.back();
@@ -203,6 +191,31 @@ INSTANTIATE_TEST_SUITE_P(Types, ForwardTest,
                          ::testing::Values(Case{TensorType::kF32, true}, Case{TensorType::kF32, false},
                                            Case{TensorType::kF16, false}, Case{TensorType::kBF16, true},
                                            Case{TensorType::kQ8_0, false}));
+
+TEST(ForwardThreadsTest, AnySplitGivesIdenticalLogits) {
+  auto m = MakeTestModel(TensorType::kF16, false);
+  const std::vector<int> tokens = TestTokens(80);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    KvCacheShape shape{.n_layers = 2, .n_kv_heads = 2, .head_dim = 16, .max_tokens = 100,
+                       .n_heads = 4, .rope_theta = 500.0f, .rope_dim = 12};
+    auto forward = internal::Forward::Create(m->model.config(), m->model.weights(),
+                                             std::move(MakeKvCache("fp32", shape)).value(), threads);
+    ASSERT_TRUE(forward.ok());
+    (*forward)->set_min_parallel_work(0);  // split every product and every attention row
+    auto prefill = (*forward)->Run(std::span<const int>(tokens.data(), 70), true);
+    ASSERT_TRUE(prefill.ok());
+    std::vector<float> logits(prefill->begin(), prefill->end());
+    for (int pos = 70; pos < 80; ++pos) {
+      auto step = (*forward)->Run(std::span<const int>(&tokens[pos], 1), false);
+      ASSERT_TRUE(step.ok());
+      logits.insert(logits.end(), step->begin(), step->end());
+    }
+    results.push_back(std::move(logits));
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
 
 TEST(ForwardValidationTest, RejectsBadModelsAndCaches) {
   auto m = MakeTestModel(TensorType::kF32, true);

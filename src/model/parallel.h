@@ -10,6 +10,15 @@
 
 namespace qaq::internal {
 
+// Below this many multiply-adds a parallel region costs more than it saves (fork/join is a few
+// microseconds, and far more when the cores are shared); such work runs on the calling thread.
+// Which thread computes an output never changes a result, so this affects speed only.
+inline constexpr std::int64_t kMinParallelWork = std::int64_t{1} << 16;
+
+inline int ThreadsFor(std::int64_t work, int n_threads, std::int64_t min_work = kMinParallelWork) {
+  return work >= min_work ? n_threads : 1;
+}
+
 // Calls body(thread, n_threads_running) once on each of up to n_threads threads.
 template <typename Body>
 void RunOnThreads(int n_threads, Body&& body) {

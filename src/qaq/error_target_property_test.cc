@@ -3,6 +3,7 @@
 // per-group statement fails.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -117,29 +118,40 @@ TEST(ErrorTargetPropertyTest, MeetsSigmaWhenValuesFillTheSegments) {
   EXPECT_GT(checked, 100);
 }
 
-// On average over targets the error is well below sigma, because ceil() leaves slack: measured
-// mean of RMS / sigma for random Gaussian and uniform groups (bound with margin; measured
-// 0.53-0.70 at 64 and 128 values, 0.79-0.84 at 8).
+// On average over targets the error is well below sigma, because ceil() leaves slack; but a
+// fraction of (group, target) pairs exceed sigma. Printed for docs/readme/method.md; the bounds
+// below have margin over the measured values (mean RMS / sigma 0.86 at 8 values, 0.72 at 64,
+// 0.71 at 128; std > sigma in 20.5%, 4.2% and 2.8% of the pairs).
 TEST(ErrorTargetPropertyTest, AverageRatioBelowOne) {
   std::mt19937 rng(23);
   std::uniform_real_distribution<double> log_ratio(-7.5, 0.5);
+  std::vector<std::vector<float>> groups;
+  for (int rep = 0; rep < 10; ++rep) {
+    for (auto& g : Groups(rng, /*adversarial=*/false)) groups.push_back(std::move(g));
+  }
   for (int n : {8, 64, 128}) {
-    double ratio_sum = 0.0;
-    int count = 0;
-    for (const auto& x : Groups(rng, /*adversarial=*/false)) {
+    double ratio_sum = 0.0, worst = 0.0;
+    int count = 0, above = 0;
+    for (const auto& x : groups) {
       if (static_cast<int>(x.size()) != n) continue;
       GroupQuantizer q(0.0);
       const double range = q.Analyze(x).range();
-      for (int k = 0; k < 50; ++k) {
+      for (int k = 0; k < 20; ++k) {
         const double sigma = range * std::exp2(log_ratio(rng));
         const double unclamped = std::ceil(std::log2(range / (2.0 * std::sqrt(3.0) * sigma)));
         if (unclamped < 0 || unclamped > kMaxCodeBits) continue;
-        ratio_sum += Measure(x, q.Pack(x, static_cast<int>(unclamped))).rms / sigma;
+        const ErrorStats e = Measure(x, q.Pack(x, static_cast<int>(unclamped)));
+        ratio_sum += e.rms / sigma;
+        worst = std::max(worst, e.stddev / sigma);
+        above += e.stddev > sigma ? 1 : 0;
         ++count;
       }
     }
-    ASSERT_GT(count, 500);
+    ASSERT_GT(count, 5000);
+    std::printf("n = %3d: %d (group, target) pairs, mean RMS/sigma %.3f, std > sigma in %.1f%%, worst std/sigma %.3f\n",
+                n, count, ratio_sum / count, 100.0 * above / count, worst);
     EXPECT_LT(ratio_sum / count, n == 8 ? 0.95 : 0.8) << "n " << n;
+    EXPECT_LE(worst, std::sqrt(3.0) * (1.0 + 1e-6));
   }
 }
 

@@ -1,6 +1,7 @@
 #include "quant/bitpack.h"
 
 #include <cstring>
+#include <vector>
 
 #include "core/check.h"
 #include "qaq/quant.h"
@@ -83,6 +84,17 @@ void UnpackCodes(const std::uint8_t* packed, int bits, std::span<std::uint8_t> c
     case 7: return UnpackT<7>(packed, n, codes.data());
     case 8: std::memcpy(codes.data(), packed, n); return;
   }
+}
+
+void RequantizeCodesDown(const std::uint8_t* packed, std::size_t n, int from_bits, int to_bits,
+                         std::uint8_t* out) {
+  QAQ_CHECK(to_bits >= 0 && to_bits <= from_bits && from_bits <= kMaxCodeBits, "requantize {} -> {} bits",
+            from_bits, to_bits);
+  if (to_bits == 0) return;
+  std::vector<std::uint8_t> codes(n);
+  UnpackCodes(packed, from_bits, codes);
+  for (auto& c : codes) c = static_cast<std::uint8_t>(c >> (from_bits - to_bits));
+  PackCodes(codes, to_bits, out);
 }
 
 namespace internal {

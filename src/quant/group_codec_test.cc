@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -173,6 +174,45 @@ TEST(GroupCodecTest, InvalidArgumentsAreStatuses) {
   EXPECT_EQ(EncodeGroup(x, 4, -0.1).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(EncodeGroup(x, 4, std::nan("")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE(EncodeGroup({}, 4, 0.0).ok());  // an empty group is valid and stores metadata only
+}
+
+// §6: lowering the width by dropping low code bits equals quantizing the values at the lower
+// width directly (same metadata: the segments nest).
+TEST(GroupCodecTest, RequantizingDownEqualsDirectQuantization) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(128);
+  std::size_t compared = 0, different = 0;
+  for (int rep = 0; rep < 50; ++rep) {
+    for (auto& v : x) v = normal(rng);
+    GroupQuantizer q(0.01);
+    q.Analyze(x);
+    for (int from = 1; from <= kMaxCodeBits; ++from) {
+      const PackedGroup high = q.Pack(x, from);
+      for (int to = 0; to < from; ++to) {
+        const PackedGroup direct = q.Pack(x, to);
+        PackedGroup lowered = high;
+        lowered.bits = to;
+        lowered.codes.assign(BytesFor(x.size(), to), 0);
+        RequantizeCodesDown(high.codes.data(), x.size(), from, to, lowered.codes.data());
+        std::vector<std::uint8_t> a(x.size()), b(x.size());
+        UnpackCodes(direct.codes.data(), to, a);
+        UnpackCodes(lowered.codes.data(), to, b);
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          ++compared;
+          different += a[i] != b[i];
+        }
+        // Either way the error bound of the lower width holds.
+        std::vector<float> back(x.size());
+        DecodeGroup(lowered, back);
+        const float s = AffineFromMeta(lowered.meta, to).scale;
+        for (std::size_t i = 0; i < x.size(); ++i) ASSERT_LE(std::abs(back[i] - x[i]), 0.5f * s * (1 + 1e-5f) + 1e-6f);
+      }
+    }
+  }
+  // Only values within float rounding of a segment edge may land on the other side.
+  EXPECT_LE(different, compared / 100000) << different << " of " << compared;
+  std::printf("requantized codes differing from direct quantization: %zu of %zu\n", different, compared);
 }
 
 // Groups that break naive quantizers, at the head widths of real models.

@@ -48,17 +48,43 @@ alignas(64) inline constexpr UnpackTable kUnpackTables[9] = {
     MakeUnpackTable(0), MakeUnpackTable(1), MakeUnpackTable(2), MakeUnpackTable(3), MakeUnpackTable(4),
     MakeUnpackTable(5), MakeUnpackTable(6), MakeUnpackTable(7), MakeUnpackTable(8)};
 
+// Exactly B (< 8) bytes at p as a little-endian word, assembled in registers: a partial copy
+// through memory would stall on store forwarding.
+template <int B>
+inline std::uint64_t LoadPartialWord(const std::uint8_t* p) {
+  static_assert(B >= 1 && B < 8);
+  std::uint64_t word = 0;
+  constexpr int kOff2 = B & 4, kOff1 = (B & 4) + (B & 2);
+  if constexpr ((B & 4) != 0) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    word = v;
+  }
+  if constexpr ((B & 2) != 0) {
+    std::uint16_t v;
+    std::memcpy(&v, p + kOff2, 2);
+    word |= static_cast<std::uint64_t>(v) << (8 * kOff2);
+  }
+  if constexpr ((B & 1) != 0) word |= static_cast<std::uint64_t>(p[kOff1]) << (8 * kOff1);
+  return word;
+}
+
 // The 64-bit word holding codes [i, i + 8) of a B-bit stream starting at `p` (= codes + i*B/8):
-// an 8-byte load when the stream has 8 bytes left, else only the B bytes that belong to it.
+// an 8-byte load when the stream has 8 bytes left (the extra bytes hold later codes, which the
+// decoder masks off), else only the B bytes that belong to it.
 template <int B>
 inline std::uint64_t LoadCodeWord(const std::uint8_t* p, const std::uint8_t* end) {
-  std::uint64_t word = 0;
   if (end - p >= 8) {
+    std::uint64_t word;
     std::memcpy(&word, p, 8);
-  } else {
-    std::memcpy(&word, p, B);
+    return word;
   }
-  return word;
+  return LoadPartialWord<B>(p);
+}
+
+// ceil(n * B / 8) without the checks of BytesFor (the hot loops get valid widths only).
+constexpr std::size_t PackedBytes(int n, int bits) {
+  return (static_cast<std::size_t>(n) * static_cast<std::size_t>(bits) + 7) / 8;
 }
 
 }  // namespace qaq::internal
@@ -155,7 +181,7 @@ template <int B>
 float DotCodes(const float* q, const std::uint8_t* codes, int n) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
-  const std::uint8_t* end = codes + BytesFor(static_cast<std::size_t>(n), B);
+  const std::uint8_t* end = codes + PackedBytes(n, B);
   const CodeDecoder<B> decoder;
   VF acc0 = hn::Zero(df), acc1 = hn::Zero(df), lo = hn::Zero(df), hi = hn::Zero(df);
   int i = 0;
@@ -185,7 +211,7 @@ template <int B>
 void AxpyCodes(float a, float b, const std::uint8_t* codes, int n, float* out) {
   const DF df;
   const std::size_t N = hn::Lanes(df);
-  const std::uint8_t* end = codes + BytesFor(static_cast<std::size_t>(n), B);
+  const std::uint8_t* end = codes + PackedBytes(n, B);
   const CodeDecoder<B> decoder;
   const VF va = hn::Set(df, a), vb = hn::Set(df, b);
   VF lo = hn::Zero(df), hi = hn::Zero(df);
@@ -313,6 +339,50 @@ void AxpyPackedRowsImpl(const float* w, const std::uint8_t* codes, std::size_t r
   }
 }
 
+// One row of any width: q . dequant(row).
+HWY_INLINE float DotOneRow(const float* q, float q_sum, const PackedRowRef& row, int n) {
+  float qc = 0.0f;
+  switch (row.bits) {
+    case 0: break;
+    case 1: qc = DotCodes<1>(q, row.codes, n); break;
+    case 2: qc = DotCodes<2>(q, row.codes, n); break;
+    case 3: qc = DotCodes<3>(q, row.codes, n); break;
+    case 4: qc = DotCodes<4>(q, row.codes, n); break;
+    case 5: qc = DotCodes<5>(q, row.codes, n); break;
+    case 6: qc = DotCodes<6>(q, row.codes, n); break;
+    case 7: qc = DotCodes<7>(q, row.codes, n); break;
+    case 8: qc = DotCodes<8>(q, row.codes, n); break;
+    default: return DotF16Impl(q, reinterpret_cast<const std::uint16_t*>(row.codes), n);
+  }
+  return row.meta.offset * q_sum + row.meta.scale * qc;
+}
+
+void DotPackedMixedImpl(const float* q, float q_sum, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) out[r] = DotOneRow(q, q_sum, rows[r], n);
+}
+
+void AxpyPackedMixedImpl(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  float constant = 0.0f;
+  for (int r = 0; r < n_rows; ++r) {
+    const PackedRowRef& row = rows[r];
+    const float b = w[r] * row.meta.scale;
+    if (row.bits != kPassThroughBits) constant += w[r] * row.meta.offset;
+    switch (row.bits) {
+      case 0: break;
+      case 1: AxpyCodes<1>(0.0f, b, row.codes, n, out); break;
+      case 2: AxpyCodes<2>(0.0f, b, row.codes, n, out); break;
+      case 3: AxpyCodes<3>(0.0f, b, row.codes, n, out); break;
+      case 4: AxpyCodes<4>(0.0f, b, row.codes, n, out); break;
+      case 5: AxpyCodes<5>(0.0f, b, row.codes, n, out); break;
+      case 6: AxpyCodes<6>(0.0f, b, row.codes, n, out); break;
+      case 7: AxpyCodes<7>(0.0f, b, row.codes, n, out); break;
+      case 8: AxpyCodes<8>(0.0f, b, row.codes, n, out); break;
+      default: AxpyF16(w[r], reinterpret_cast<const std::uint16_t*>(row.codes), n, out); break;
+    }
+  }
+  for (int i = 0; i < n; ++i) out[i] += constant;
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 }  // namespace HWY_NAMESPACE
 }  // namespace qaq::internal
@@ -325,6 +395,8 @@ HWY_EXPORT(DotPackedRowsImpl);
 HWY_EXPORT(AxpyPackedRowsImpl);
 HWY_EXPORT(DotF32Impl);
 HWY_EXPORT(DotF16Impl);
+HWY_EXPORT(DotPackedMixedImpl);
+HWY_EXPORT(AxpyPackedMixedImpl);
 }  // namespace internal
 
 float DotPacked(const float* q, float q_sum, const std::uint8_t* codes, int bits, AffineMeta m, int n) {
@@ -349,6 +421,16 @@ void AxpyPackedRows(const float* w, const std::uint8_t* codes, std::size_t row_b
                     const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
   QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
   HWY_DYNAMIC_DISPATCH(internal::AxpyPackedRowsImpl)(w, codes, row_bytes, metas, n_rows, bits, n, out);
+}
+
+void DotPackedMixed(const float* q, float q_sum, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) QAQ_CHECK(IsValidBits(rows[r].bits), "row {}: bit width {}", r, rows[r].bits);
+  HWY_DYNAMIC_DISPATCH(internal::DotPackedMixedImpl)(q, q_sum, rows, n_rows, n, out);
+}
+
+void AxpyPackedMixed(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out) {
+  for (int r = 0; r < n_rows; ++r) QAQ_CHECK(IsValidBits(rows[r].bits), "row {}: bit width {}", r, rows[r].bits);
+  HWY_DYNAMIC_DISPATCH(internal::AxpyPackedMixedImpl)(w, rows, n_rows, n, out);
 }
 
 float DotF32(const float* a, const float* b, int n) {

@@ -155,6 +155,40 @@ TEST(PackedDotTest, FastAxpyMatchesReferenceOnEveryTarget) {
   });
 }
 
+// Rows of mixed widths (a QAQ cache's tokens) against the per-row references.
+TEST(PackedDotTest, MixedWidthRowsMatchReference) {
+  ForEachTarget([] {
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<std::size_t> pick(0, kWidths.size() - 1);
+    for (int n : {8, 17, 64, 128}) {
+      std::vector<RandomRows> storage;
+      std::vector<PackedRowRef> rows;
+      for (int r = 0; r < 40; ++r) storage.push_back(MakeRows(rng, kWidths[pick(rng)], n, 1));
+      for (const RandomRows& s : storage) rows.push_back({s.packed.data(), s.metas[0], s.bits});
+      const std::vector<float>& q = storage[0].q;
+      const float q_sum = SumOf(q);
+      std::vector<float> w(rows.size()), dots(rows.size()), out(static_cast<std::size_t>(n), 0.5f);
+      std::vector<float> ref_out = out, magnitude(out.size(), 0.5f);
+      for (auto& v : w) v = std::abs(std::normal_distribution<float>()(rng));
+      DotPackedMixed(q.data(), q_sum, rows.data(), static_cast<int>(rows.size()), n, dots.data());
+      AxpyPackedMixed(w.data(), rows.data(), static_cast<int>(rows.size()), n, out.data());
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        RandomRows with_q = storage[r];
+        with_q.q = q;
+        const float ref = internal::DotPackedRef(q.data(), q_sum, rows[r].codes, rows[r].bits, rows[r].meta, n);
+        ASSERT_NEAR(dots[r], ref, kRelTol * AbsDotScale(with_q, 0)) << "row " << r << " bits " << rows[r].bits;
+        std::vector<float> deq(static_cast<std::size_t>(n), 0.0f);
+        internal::AxpyPackedRef(w[r], rows[r].codes, rows[r].bits, rows[r].meta, n, deq.data());
+        for (std::size_t i = 0; i < deq.size(); ++i) {
+          ref_out[i] += deq[i];
+          magnitude[i] += std::abs(deq[i]);
+        }
+      }
+      for (std::size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref_out[i], kRelTol * magnitude[i]) << n << " " << i;
+    }
+  });
+}
+
 TEST(PackedDotTest, Fp32AndFp16DotsMatchReference) {
   ForEachTarget([] {
     std::mt19937 rng(4);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <queue>
 #include <string>
+#include <unordered_map>
 
 #include "core/check.h"
 
@@ -129,13 +130,19 @@ std::vector<int> Tokenizer::Encode(std::string_view text, bool add_bos) const {
   for (std::size_t i = 0; i + 1 < symbols.size(); ++i) symbols[i].next = static_cast<int>(i + 1);
 
   std::priority_queue<Candidate, std::vector<Candidate>, CandidateOrder> queue;
+  // Texts repeat the same few thousand pairs: remember each pair's lookup for this call.
+  std::unordered_map<std::uint64_t, int> merged_of;
   std::string pair;
   auto consider = [&](int left, int right) {
     if (left < 0 || right < 0) return;
-    const std::string& a = vocabulary_.pieces[symbols[left].id];
-    const std::string& b = vocabulary_.pieces[symbols[right].id];
-    pair.assign(a).append(b);
-    const int merged = Lookup(pair);
+    const int a = symbols[left].id, b = symbols[right].id;
+    const std::uint64_t key = (std::uint64_t(std::uint32_t(a)) << 32) | std::uint32_t(b);
+    auto [it, inserted] = merged_of.try_emplace(key, -1);
+    if (inserted) {
+      pair.assign(vocabulary_.pieces[a]).append(vocabulary_.pieces[b]);
+      it->second = Lookup(pair);
+    }
+    const int merged = it->second;
     if (merged < 0) return;
     const float score = vocabulary_.scores[merged];
     if (!(score > kMinMergeScore)) return;  // also rejects NaN, as run.c's comparison does

@@ -90,7 +90,7 @@ TEST(CliGenerateTest, UsageErrorsExitWith2) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
   for (const std::string& args : std::vector<std::string>{"generate -m '" + model + "' --no-such-flag", "generate -m '" + model + "' --temp -1",
         "generate -m '" + model + "' --top-p 0", "generate -m '" + model + "' -n -3",
-        "generate -m '" + model + "' -c 100000", "generate -m '" + model + "' -t 0",
+        "generate -m '" + model + "' -c 100000", "generate -m '" + model + "' -t 0", "generate -m '" + model + "' --seed -2",
         "generate -m '" + model + "' -n many", "generate -p hello"}) {
     const ToolResult r = RunTool(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
@@ -116,6 +116,7 @@ TEST(CliBenchTest, PrintsATableOfSpeeds) {
     EXPECT_NE(r.out.find(row), std::string::npos) << row << "\n" << r.out;
   }
   EXPECT_NE(r.out.find("kv fp16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decode t/cpu-s"), std::string::npos) << r.out;
   const ToolResult too_long = RunTool("bench -m '" + model + "' -p 500 -n 100");
   EXPECT_EQ(too_long.exit_code, 1);
   EXPECT_EQ(RunTool("bench -m '" + model + "' -r 0").exit_code, 2);

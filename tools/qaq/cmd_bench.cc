@@ -2,7 +2,10 @@
 //
 // Each repetition starts an empty sequence, prefills `-p` tokens as one batch (prompt tokens/s),
 // then decodes `-n` tokens one at a time, each the argmax of the previous logits (decode
-// tokens/s). One untimed warm-up repetition runs first.
+// tokens/s). One untimed warm-up repetition runs first. Rates are given per wall-clock second
+// (what a user waits) and per CPU-second of the process (what other load cannot change).
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -39,23 +42,42 @@ Spread Summarize(std::vector<double> v) {
   return {median, v.front(), v.back(), n > 1 ? std::sqrt(var / double(n - 1)) : 0.0};
 }
 
-double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
+// Wall-clock and process CPU time at one instant. CPU time (all threads of the process) gives a
+// rate that other processes on a shared machine cannot lower: tokens per CPU-second.
+struct Instant {
+  std::chrono::steady_clock::time_point wall;
+  double cpu;
+};
+
+Instant Now() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return {std::chrono::steady_clock::now(), double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9};
 }
 
-// One repetition: returns {prompt tokens/s, decode tokens/s}.
-StatusOr<std::pair<double, double>> RunOnce(Session& session, const std::vector<int>& prompt,
-                                            int n_decode) {
+// Tokens per second between a and b: {wall-clock, CPU}.
+std::pair<double, double> Rates(int tokens, const Instant& a, const Instant& b) {
+  const double wall = std::chrono::duration<double>(b.wall - a.wall).count();
+  return {tokens / wall, tokens / (b.cpu - a.cpu)};
+}
+
+struct Repetition {
+  std::pair<double, double> prompt, decode;  // {wall, cpu} tokens/s
+};
+
+StatusOr<Repetition> RunOnce(Session& session, const std::vector<int>& prompt, int n_decode) {
   session.Truncate(0);
-  const auto t0 = std::chrono::steady_clock::now();
+  const Instant t0 = Now();
   QAQ_ASSIGN_OR_RETURN(std::span<const float> logits, session.Prefill(prompt));
-  const auto t1 = std::chrono::steady_clock::now();
+  const Instant t1 = Now();
   for (int i = 0; i < n_decode; ++i) {
     QAQ_ASSIGN_OR_RETURN(logits, session.Decode(Argmax(logits)));
   }
-  const auto t2 = std::chrono::steady_clock::now();
-  return std::pair{double(prompt.size()) / Seconds(t0, t1),
-                   n_decode > 0 ? double(n_decode) / Seconds(t1, t2) : 0.0};
+  const Instant t2 = Now();
+  Repetition r;
+  r.prompt = Rates(int(prompt.size()), t0, t1);
+  r.decode = n_decode > 0 ? Rates(n_decode, t1, t2) : std::pair{0.0, 0.0};
+  return r;
 }
 
 Status RunBench(const BenchFlags& flags) {
@@ -81,21 +103,28 @@ Status RunBench(const BenchFlags& flags) {
              session.n_threads(), flags.n_prompt, flags.n_decode);
   QAQ_RETURN_IF_ERROR(RunOnce(session, prompt, flags.n_decode).status());  // warm-up
 
-  std::vector<double> prompt_tps, decode_tps;
-  fmt::print("| {:>6} | {:>12} | {:>12} |\n|-------:|-------------:|-------------:|\n", "rep",
-             "prompt t/s", "decode t/s");
+  std::vector<double> columns[4];  // prompt wall, decode wall, prompt cpu, decode cpu
+  fmt::print("| {:>6} | {:>12} | {:>12} | {:>14} | {:>14} |\n", "rep", "prompt t/s", "decode t/s",
+             "prompt t/cpu-s", "decode t/cpu-s");
+  fmt::print("|-------:|-------------:|-------------:|---------------:|---------------:|\n");
   for (int r = 0; r < flags.repetitions; ++r) {
-    QAQ_ASSIGN_OR_RETURN(auto tps, RunOnce(session, prompt, flags.n_decode));
-    prompt_tps.push_back(tps.first);
-    decode_tps.push_back(tps.second);
-    fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} |\n", r + 1, tps.first, tps.second);
+    QAQ_ASSIGN_OR_RETURN(Repetition rep, RunOnce(session, prompt, flags.n_decode));
+    const double values[4] = {rep.prompt.first, rep.decode.first, rep.prompt.second, rep.decode.second};
+    for (int c = 0; c < 4; ++c) columns[c].push_back(values[c]);
+    fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} | {:>14.1f} | {:>14.1f} |\n", r + 1, values[0],
+               values[1], values[2], values[3]);
     std::fflush(stdout);
   }
-  const Spread p = Summarize(prompt_tps), d = Summarize(decode_tps);
-  fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} |\n", "median", p.median, d.median);
-  fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} |\n", "min", p.min, d.min);
-  fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} |\n", "max", p.max, d.max);
-  fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} |\n", "stddev", p.stddev, d.stddev);
+  Spread s[4];
+  for (int c = 0; c < 4; ++c) s[c] = Summarize(columns[c]);
+  auto row = [&](const char* name, double Spread::*field) {
+    fmt::print("| {:>6} | {:>12.1f} | {:>12.1f} | {:>14.1f} | {:>14.1f} |\n", name, s[0].*field,
+               s[1].*field, s[2].*field, s[3].*field);
+  };
+  row("median", &Spread::median);
+  row("min", &Spread::min);
+  row("max", &Spread::max);
+  row("stddev", &Spread::stddev);
   return OkStatus();
 }
 

@@ -3,7 +3,9 @@
 // Output follows llama2.c's run.c: the prompt's pieces and then the generated ones, with the
 // dummy-prefix space of the first piece after BOS dropped, and a final newline. Generation stops
 // after -n tokens, at BOS or EOS, or when the context is full.
+#include <cstdint>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -21,7 +23,8 @@ struct GenerateFlags {
   std::string tokenizer_path;
   std::string prompt;
   int n_predict = 256;
-  SamplerOptions sampler{.temperature = 0.8f, .top_p = 0.9f, .seed = 42};
+  std::int64_t seed = 42;  // -1: a random seed (reported on stderr)
+  SamplerOptions sampler{.temperature = 0.8f, .top_p = 0.9f};
 };
 
 // Writes a piece, dropping lone control bytes (as run.c's safe_printf does) but keeping
@@ -35,7 +38,11 @@ void PrintPiece(const std::string& piece) {
   std::fflush(stdout);
 }
 
-Status RunGenerate(const GenerateFlags& flags) {
+Status RunGenerate(GenerateFlags flags) {
+  if (flags.seed < -1) {
+    return InvalidArgumentError("--seed {} must be >= 0, or -1 for a random seed", flags.seed);
+  }
+  flags.sampler.seed = flags.seed == -1 ? std::random_device{}() : std::uint64_t(flags.seed);
   QAQ_RETURN_IF_ERROR(ValidateSamplerOptions(flags.sampler));
   if (flags.n_predict < 0) {
     return InvalidArgumentError("-n {} must be >= 0", flags.n_predict);
@@ -75,6 +82,7 @@ Status RunGenerate(const GenerateFlags& flags) {
   if (stats.hit_context_limit) {
     fmt::print(stderr, "stopped: the context of {} positions is full\n", session.context_length());
   }
+  if (flags.sampler.temperature > 0.0f) fmt::print(stderr, "seed: {}\n", flags.sampler.seed);
   fmt::print(stderr, "{}\n", session.kv_cache().Summary());
   return OkStatus();
 }
@@ -96,7 +104,7 @@ const RegisterCommand kRegister({
               ->capture_default_str();
           sub.add_option("--top-p", flags->sampler.top_p, "Top-p (nucleus) sampling, 1: off")
               ->capture_default_str();
-          sub.add_option("--seed", flags->sampler.seed, "Random seed of the sampler")
+          sub.add_option("--seed", flags->seed, "Random seed of the sampler (-1: random)")
               ->capture_default_str();
           return [flags] { return RunGenerate(*flags); };
         },

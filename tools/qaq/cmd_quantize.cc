@@ -4,6 +4,8 @@
 //   qaq quantize --kv-config "kind=value,bits=0:8,target=0.05,window=5" --in V.npy --attn A.npy --out out/
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -104,7 +106,10 @@ Status RunQuantize(const QuantizeFlags& flags) {
   summary["total_bytes"] = result.total_bytes();
   summary["fp16_bytes"] = result.fp16_bytes;
   summary["compression_ratio"] = result.compression_ratio();
-  std::ofstream(dir + "summary.json") << summary.dump(2) << "\n";
+  std::ofstream summary_file(dir + "summary.json");
+  summary_file << summary.dump(2) << "\n";
+  summary_file.close();
+  if (!summary_file) return InternalError("writing '{}summary.json' failed", dir);
 
   fmt::print("{} cache ({}) at {} granularity: mean {:.3f} bits, {} bytes (codes {}, metadata {}, outliers {} x {}), "
              "fp16 {} bytes, ratio {:.3f}x -> {}\n",
