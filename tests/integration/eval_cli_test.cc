@@ -33,7 +33,8 @@ std::string Slurp(const std::string& path) {
 
 std::string TempBase() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return ::testing::TempDir() + "/qaq_eval_cli_" + info->name();
+  // Suite and test name: ctest runs test cases in parallel processes.
+  return ::testing::TempDir() + "/qaq_eval_cli_" + info->test_suite_name() + "_" + info->name();
 }
 
 ToolResult RunTool(const std::string& args) {
