@@ -133,11 +133,12 @@ TEST(EvalCliTest, SweepCsvRatioIsTheCachesByteCount) {
   const std::string grid = TempBase() + "_grid.json";
   std::ofstream(grid) << R"({"title": "test", "context": 128, "chunks": 2,
       "protocols": ["prompt", "stream"],
-      "runs": [{"series": "dense", "label": "{kv}", "args": "--kv {kv}", "values": {"kv": ["fp32", "fp16"]}}]})";
+      "runs": [{"series": "s", "label": "{kv}", "args": "--kv {kv}",
+                "values": {"kv": ["fp16", "uniform:4", "kivi:2", "qaq"]}}]})";
   const ToolResult r = RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
                                grid + "' -o '" + dir + "' -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("| dense | prompt | 1.00x | fp16 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| s | prompt |"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("sweep ["), std::string::npos) << r.err;
   const std::string csv = Slurp(dir + "/results.csv");
   std::istringstream lines(csv);
@@ -170,12 +171,16 @@ TEST(EvalCliTest, SweepCsvRatioIsTheCachesByteCount) {
     TextEvalOptions o;
     o.context = 128;
     o.n_chunks = 2;
-    auto own = EvaluatePerplexity(*model, tokens, {.kv_cache = f[column("cache")]}, o);
+    o.protocol = *ParseEvalProtocol(f[column("protocol")]);
+    auto own = EvaluatePerplexity(*model, tokens, {.kv_cache = f[column("label")]}, o);
     ASSERT_TRUE(own.ok());
     EXPECT_EQ(std::size_t(cache_bytes), own->memory.cache_bytes()) << row;
     EXPECT_DOUBLE_EQ(ratio, own->memory.compression_ratio()) << row;
+    if (f[column("label")] != "fp16") {
+      EXPECT_GT(ratio, 1.2) << row;
+    }
   }
-  EXPECT_EQ(n_rows, 4);
+  EXPECT_EQ(n_rows, 8);
   for (const char* f : {"results.json", "summary.md", "kl_vs_ratio_prompt.svg", "top1_vs_ratio_stream.svg"}) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   }
@@ -183,7 +188,7 @@ TEST(EvalCliTest, SweepCsvRatioIsTheCachesByteCount) {
   const ToolResult again = RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
                                    grid + "' -o '" + dir + "'");
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.out.find("rows: 4 (4 reused)"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("rows: 8 (8 reused)"), std::string::npos) << again.out;
   // A row whose flags are not valid is reported with the flags.
   std::ofstream(grid) << R"({"runs": [{"series": "x", "args": "--no-such-flag 3"}]})";
   const ToolResult bad = RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +

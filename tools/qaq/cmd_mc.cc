@@ -33,7 +33,7 @@ Status RunMc(const McFlags& flags) {
   QAQ_ASSIGN_OR_RETURN(Model model, LoadModel(flags.engine.model_path));
   QAQ_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadTokenizer(model, flags.tokenizer_path));
   fmt::print("model {}, task {} ({} items from {}), kv {}, threads {}, BOS {}\n", model.path(),
-             McTaskName(task), items.size(), flags.data_path, flags.engine.kv_cache,
+             McTaskName(task), items.size(), flags.data_path, flags.engine.kv_spec(),
              flags.engine.n_threads, flags.no_bos ? "no" : "yes");
   std::fflush(stdout);
 

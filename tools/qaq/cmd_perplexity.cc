@@ -45,7 +45,7 @@ Status RunPerplexity(const PerplexityFlags& flags) {
   QAQ_ASSIGN_OR_RETURN(const TextChunks chunks,
                        PlanChunks(tokens.size(), options.context, options.n_chunks));
   fmt::print("model {}, text {} ({} tokens), kv {}, threads {}\n", model.path(), flags.text_path,
-             tokens.size(), flags.engine.kv_cache, flags.engine.n_threads);
+             tokens.size(), flags.engine.kv_spec(), flags.engine.n_threads);
   std::fflush(stdout);
   internal::ProgressBar progress("perplexity", chunks.n_chunks);
   options.progress = [&progress](int done, int) { progress.Update(done); };
