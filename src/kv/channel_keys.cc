@@ -12,7 +12,7 @@ namespace qaq::internal {
 namespace {
 
 struct ChannelScratch {
-  std::vector<float> scaled_q, rotated_q, tail_scores;
+  std::vector<float> scaled_q, rotated_q, swapped_q, offsets, scales;
   std::vector<AffineMeta> channels, rows;
 };
 
@@ -32,8 +32,27 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
       block_(block),
       prerope_(prerope),
       rotator_(rotator),
+      rope_dim_(shape.rope_dim),
       slots_(std::size_t(shape.n_layers) * std::size_t(shape.n_kv_heads)) {
   QAQ_CHECK(block >= 1 && shape.head_dim % 8 == 0 && (!prerope || rotator != nullptr));
+  if (!prerope) return;
+  // R_r^T for r in [0, block) as out = C (.) w + S (.) swap(w), swap exchanging the two values of
+  // each rotated pair: C = (c, c), S = (s, -s) per pair (1 and 0 beyond rope_dim). The angles are
+  // the rotator's: R_r^T applied to (1, 0) gives (c, -s).
+  const int head_dim = shape.head_dim;
+  relative_cos_.assign(std::size_t(block) * std::size_t(head_dim), 1.0f);
+  relative_sin_.assign(relative_cos_.size(), 0.0f);
+  std::vector<float> unit(static_cast<std::size_t>(head_dim));
+  for (int r = 0; r < block; ++r) {
+    for (int d = 0; d < head_dim; ++d) unit[std::size_t(d)] = d % 2 == 0 ? 1.0f : 0.0f;
+    rotator->Unrotate(unit.data(), std::min(r, shape.max_tokens - 1), unit.data());
+    for (int d = 0; d + 1 < rope_dim_; d += 2) {
+      const std::size_t i = std::size_t(r) * std::size_t(head_dim) + std::size_t(d);
+      relative_cos_[i] = relative_cos_[i + 1] = unit[std::size_t(d)];
+      relative_sin_[i] = -unit[std::size_t(d) + 1];
+      relative_sin_[i + 1] = unit[std::size_t(d) + 1];
+    }
+  }
 }
 
 void ChannelKeys::SetTail(HeadSlot& slot, int i, const float* rotated) {
@@ -52,8 +71,7 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
   const HeadSlot& slot = slots_[Slot(layer, kv_head)];
   const int head_dim = shape_.head_dim, n = int(scores.size());
   ChannelScratch& s = Scratch();
-  s.scaled_q.resize(std::size_t(head_dim));
-  s.rotated_q.resize(std::size_t(head_dim));
+  for (auto* v : {&s.scaled_q, &s.rotated_q, &s.swapped_q, &s.offsets, &s.scales}) v->resize(std::size_t(head_dim));
   s.channels.resize(std::size_t(head_dim));
   s.rows.resize(std::size_t(block_));
   const std::uint8_t* codes = slot.codes.data();
@@ -77,16 +95,26 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
                     scores.data() + start);
       continue;
     }
+    // q . R_t k = (R_t^T q) . k for the key k stored before RoPE, with R_t^T = R_r^T R_t0^T
+    // (t = t0 + r): the query is rotated back to the block's start once, then by r with the
+    // block-relative table.
+    rotator_->Unrotate(q.data(), start, s.rotated_q.data());
+    for (int d = 0; d < head_dim; ++d) {
+      s.swapped_q[std::size_t(d)] = d < rope_dim_ ? s.rotated_q[std::size_t(d ^ 1)] : 0.0f;
+      s.offsets[std::size_t(d)] = s.channels[std::size_t(d)].offset;
+      s.scales[std::size_t(d)] = s.channels[std::size_t(d)].scale;
+    }
+    const float* w0 = s.rotated_q.data();
+    const float* sw0 = s.swapped_q.data();
     for (int r = 0; r < rows; ++r) {
-      // q . R_t k = (R_t^T q) . k for the key k stored before RoPE.
-      rotator_->Unrotate(q.data(), start + r, s.rotated_q.data());
-      float constant = 0.0f;
-      for (int d = 0; d < head_dim; ++d) {
-        constant += s.rotated_q[std::size_t(d)] * s.channels[std::size_t(d)].offset;
-        s.scaled_q[std::size_t(d)] = s.rotated_q[std::size_t(d)] * s.channels[std::size_t(d)].scale;
-      }
-      scores[std::size_t(start + r)] = DotPacked(s.scaled_q.data(), 1.0f, block_codes + std::size_t(r) * row_bytes,
-                                                 bits, AffineMeta{constant, 1.0f}, head_dim);
+      const float* c = relative_cos_.data() + std::size_t(r) * std::size_t(head_dim);
+      const float* sn = relative_sin_.data() + std::size_t(r) * std::size_t(head_dim);
+      float* w = s.scaled_q.data();
+      for (int d = 0; d < head_dim; ++d) w[d] = c[d] * w0[d] + sn[d] * sw0[d];
+      const float constant = DotF32(w, s.offsets.data(), head_dim);
+      for (int d = 0; d < head_dim; ++d) w[d] *= s.scales[std::size_t(d)];
+      scores[std::size_t(start + r)] =
+          DotPacked(w, 1.0f, block_codes + std::size_t(r) * row_bytes, bits, AffineMeta{constant, 1.0f}, head_dim);
     }
   }
   const int tail_start = int(slot.bits.size()) * block_;

@@ -90,7 +90,9 @@ class ChannelKeys {
   int block_;
   bool prerope_;
   const RopeRotator* rotator_;
+  int rope_dim_;
   std::vector<HeadSlot> slots_;  // [layer][kv_head]
+  std::vector<float> relative_cos_, relative_sin_;  // prerope: R_r^T, r < block ([r][head_dim])
   GroupQuantizer quantizer_{0.0};
   std::vector<float> channel_;           // [block]
   std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked
