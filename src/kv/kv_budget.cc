@@ -10,7 +10,8 @@
 // The cache's size after quantization is a non-increasing function of s that can be computed
 // exactly from the groups' ranges without quantizing anything (the §8 sizes of each width), so s
 // is found by bisection on log s: the smallest s whose plan reaches the ratio, i.e. the most
-// accurate cache of this family that fits. The targets then stay fixed for the sequence.
+// accurate cache of this family that fits. The targets then stay fixed until the cache holds
+// twice as many tokens (EndStep solves again then).
 #include <algorithm>
 #include <cmath>
 
@@ -31,8 +32,11 @@ struct PlannedGroup {
 }  // namespace
 
 void QuantizedKvCache::SolveBudget() {
-  budget_.solved = true;
   const int n = n_tokens();
+  budget_.solved = true;
+  budget_.solved_tokens = n;
+  budget_.reachable = true;
+  ++budget_.solves;
   std::vector<PlannedGroup> groups;
   // The ranges of every group as it will be quantized (from the same source EndStep uses).
   for (TokenRows* rows : {keys_ ? &*keys_ : nullptr, &*values_}) {

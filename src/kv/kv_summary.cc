@@ -67,12 +67,12 @@ std::string QuantizedKvCache::Summary() const {
   if (config_.target_ratio > 0.0) {
     s += budget_.reachable
              ? fmt::format("\n  budget: ratio {:.2f}x requested; chose key error {:.4g}, value error {:.4g}, key "
-                           "widths {:.2f} bits below the formula's (the prompt's plan: {:.2f}x)",
+                           "widths {:.2f} bits below the formula's (plan at {} tokens: {:.2f}x; {} solves)",
                            config_.target_ratio, budget_.key_error, budget_.value_error, budget_.key_shift,
-                           budget_.planned_ratio)
-             : fmt::format("\n  budget: ratio {:.2f}x requested is out of reach: at the smallest widths the prompt "
-                           "reaches {:.2f}x",
-                           config_.target_ratio, budget_.planned_ratio);
+                           budget_.solved_tokens, budget_.planned_ratio, budget_.solves)
+             : fmt::format("\n  budget: ratio {:.2f}x requested is out of reach: at the smallest widths the "
+                           "{} tokens reach {:.2f}x",
+                           config_.target_ratio, budget_.solved_tokens, budget_.planned_ratio);
   }
   if (stats_.bad_rows > 0) s += fmt::format("\n  {} attention rows with invalid weights were ignored", stats_.bad_rows);
   return s;

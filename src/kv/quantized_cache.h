@@ -42,6 +42,8 @@ struct RequantStats {
 // The budget mode's choice (qaq with ratio=R).
 struct BudgetChoice {
   bool solved = false;
+  int solved_tokens = 0;      // the cache's tokens when the targets were last chosen
+  int solves = 0;
   bool reachable = true;      // false: even the smallest bits do not reach the ratio
   double key_error = 0.0, value_error = 0.0;
   double key_shift = 0.0;          // bits taken from the key formula's widths (BitPlanner::SetKeyShift)

@@ -307,6 +307,25 @@ TEST(QuantizedCacheTest, BudgetModeReachesTheRatioOnThePrompt) {
   EXPECT_NE(cache->Summary().find("out of reach"), std::string::npos);
 }
 
+TEST(QuantizedCacheTest, BudgetModeSolvesAgainAsTheCacheDoubles) {
+  // One token per step (no prompt): the targets are chosen at 1, 2, 4, ... tokens, and right
+  // after each solve the cache is at the requested ratio.
+  const KvCacheShape shape = test::SmallShape(16, 160);
+  const test::RandomKv kv(shape, 128, 19);
+  auto cache = MakeQuantized("qaq,ratio=3,keys=token,outliers=0", shape);
+  Driver driver(*cache, kv);
+  for (int t = 0; t < 128; ++t) {
+    driver.Step(t, 0, 0.5f);
+    if (t + 1 >= 32 && ((t + 1) & t) == 0) {  // 32, 64, 128 tokens
+      EXPECT_EQ(cache->budget().solved_tokens, t + 1);
+      EXPECT_TRUE(cache->budget().reachable);
+      EXPECT_GE(cache->Memory().compression_ratio(), 3.0) << t;
+      EXPECT_LT(cache->Memory().compression_ratio(), 3.75) << t;
+    }
+  }
+  EXPECT_EQ(cache->budget().solves, 8);  // 1, 2, 4, ..., 128
+}
+
 TEST(QuantizedCacheTest, SaturatesValuesBeyondFp16) {
   const KvCacheShape shape = test::SmallShape(16, 8);
   auto cache = MakeQuantized("qaq,outliers=0.1", shape);

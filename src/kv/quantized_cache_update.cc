@@ -13,7 +13,9 @@ void QuantizedKvCache::EndStep() {
   const int n = n_tokens();
   if (n == 0) return;
   for (int count : layer_tokens_) QAQ_CHECK(count == n, "EndStep with layers holding {} and {} tokens", count, n);
-  if (config_.target_ratio > 0.0 && !budget_.solved) SolveBudget();
+  // Budget mode solves on the prompt, and again whenever the cache has doubled since: a
+  // sequence fed one token at a time has no prompt, and a long generation drifts from it.
+  if (config_.target_ratio > 0.0 && (!budget_.solved || n >= 2 * budget_.solved_tokens)) SolveBudget();
   planner_.BeginStep(n, window_ ? &*window_ : nullptr);
   UpdateTokenRows(*values_);
   if (keys_) {

@@ -21,6 +21,7 @@
 #include "qaq/tokenizer.h"
 #include "quant/npy.h"
 #include "test_support.h"
+#include "tool_runner.h"
 
 namespace qaq {
 namespace {
@@ -32,18 +33,6 @@ constexpr double kProbTolerance = 1e-5;
 // the JSON round trip (17 significant digits) separates them.
 constexpr double kQuantileRelTolerance = 1e-12;
 
-struct ToolResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string TempDir(const std::string& name) {
   const auto dir = std::filesystem::path(::testing::TempDir()) / ("qaq_calibrate_dump_" + name);
   std::filesystem::remove_all(dir);
@@ -51,24 +40,9 @@ std::string TempDir(const std::string& name) {
   return dir.string();
 }
 
-ToolResult RunTool(const std::string& args) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string base = ::testing::TempDir() + "/qaq_cd_" + info->name();
-  const std::string out = base + ".stdout", err = base + ".stderr";
-  const std::string command = std::string(QAQ_TOOL_PATH) + " " + args + " >" + out + " 2>" + err;
-  const int status = std::system(command.c_str());
-  ToolResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
-  return r;
-}
-
-int Lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
-
 // The first `bytes` of a shared text file as a temporary file (the tool tokenizes all of it).
 std::string TextHead(const std::string& path, std::size_t bytes, const std::string& dir) {
-  std::string text = ReadAll(path).substr(0, bytes);
+  std::string text = test::ReadWholeFile(path).substr(0, bytes);
   const std::string out = dir + "/text.txt";
   std::ofstream(out, std::ios::binary) << text;
   return out;
@@ -81,18 +55,18 @@ TEST(CalibrateCommandTest, WritesALoadableCalibrationThatMatchesRecordedQueries)
   const std::string dir = TempDir("calibrate");
   const std::string text = TextHead(data_path, 6000, dir);
   const int ctx = 128, chunks = 3;
-  const ToolResult r = RunTool("calibrate -m '" + model_path + "' -z '" + tok_path + "' -f '" + text +
+  const test::ToolResult r = test::RunTool("calibrate -m '" + model_path + "' -z '" + tok_path + "' -f '" + text +
                                "' -c 128 --chunks 3 -t 2 -o " + dir + "/calib.json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("3 chunks of 128 tokens (384 positions)"), std::string::npos) << r.out;
-  EXPECT_EQ(Lines(r.out), 2 + 5 * 4 + 1) << r.out;  // heading, column names, one row per (layer, KV head), path
+  EXPECT_EQ(test::CountLines(r.out), 2 + 5 * 4 + 1) << r.out;  // heading, column names, one row per (layer, KV head), path
 
   auto calibration = QueryNormCalibration::Load(dir + "/calib.json");
   ASSERT_TRUE(calibration.ok()) << calibration.status().message();
   ASSERT_EQ(calibration->n_layers(), 5);
   ASSERT_EQ(calibration->n_kv_heads(), 4);
   EXPECT_DOUBLE_EQ(calibration->quantile(), 0.9);
-  const nlohmann::json j = nlohmann::json::parse(ReadAll(dir + "/calib.json"));
+  const nlohmann::json j = nlohmann::json::parse(test::ReadWholeFile(dir + "/calib.json"));
   ASSERT_EQ(j["summary"].size(), 20u);
   for (const auto& s : j["summary"]) {
     const int l = s["layer"], h = s["kv_head"];
@@ -116,7 +90,7 @@ TEST(CalibrateCommandTest, WritesALoadableCalibrationThatMatchesRecordedQueries)
   ASSERT_TRUE(model.ok());
   auto tokenizer = LoadTokenizer(*model, tok_path);
   ASSERT_TRUE(tokenizer.ok());
-  const std::vector<int> tokens = tokenizer->Encode(ReadAll(text), true);
+  const std::vector<int> tokens = tokenizer->Encode(test::ReadWholeFile(text), true);
   ASSERT_GE(tokens.size(), std::size_t(chunks * ctx));
   const ModelConfig& c = model->config();
   const int group = c.n_heads / c.n_kv_heads;
@@ -189,18 +163,18 @@ TEST(CalibrateCommandTest, ErrorsAreOneLine) {
       {"-o " + dir + "/c.json", 2, "--file is required"},
   };
   for (const Case& c : cases) {
-    const ToolResult r = RunTool(base + c.args);
+    const test::ToolResult r = test::RunTool(base + c.args);
     EXPECT_EQ(r.exit_code, c.exit_code) << c.args << "\n" << r.err;
-    EXPECT_EQ(Lines(r.err), 1) << c.args << "\n" << r.err;
+    EXPECT_EQ(test::CountLines(r.err), 1) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\n" << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(dir + "/c.json"));
-  const ToolResult missing_model = RunTool("calibrate -m /nonexistent.bin -f " + dir + "/text.txt -o " + dir + "/c.json");
+  const test::ToolResult missing_model = test::RunTool("calibrate -m /nonexistent.bin -f " + dir + "/text.txt -o " + dir + "/c.json");
   EXPECT_EQ(missing_model.exit_code, 1);
-  EXPECT_EQ(Lines(missing_model.err), 1) << missing_model.err;
+  EXPECT_EQ(test::CountLines(missing_model.err), 1) << missing_model.err;
 
   // A text shorter than one chunk is one shorter chunk.
-  const ToolResult r = RunTool(base + "-f " + dir + "/text.txt -o " + dir + "/c.json");
+  const test::ToolResult r = test::RunTool(base + "-f " + dir + "/text.txt -o " + dir + "/c.json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("1 chunks of "), std::string::npos) << r.out;
   EXPECT_TRUE(QueryNormCalibration::Load(dir + "/c.json").ok());
@@ -220,10 +194,10 @@ TEST(DumpCommandTest, DumpIsConsistentAndFeedsQuantize) {
   QAQ_REQUIRE_SHARED_FILE(tok_path, "models/tok512.bin");
   const std::string dir = TempDir("dump");
   const std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
-  const ToolResult r =
-      RunTool("dump -m '" + model_path + "' -z '" + tok_path + "' -p '" + prompt + "' -o " + dir + "/d");
+  const test::ToolResult r =
+      test::RunTool("dump -m '" + model_path + "' -z '" + tok_path + "' -p '" + prompt + "' -o " + dir + "/d");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const nlohmann::json m = nlohmann::json::parse(ReadAll(dir + "/d/manifest.json"));
+  const nlohmann::json m = nlohmann::json::parse(test::ReadWholeFile(dir + "/d/manifest.json"));
   const std::vector<int> tokens = m["tokens"];
   ASSERT_GE(tokens.size(), 10u);
   EXPECT_EQ((std::vector<int>(tokens.begin(), tokens.begin() + 5)), (std::vector<int>{1, 403, 407, 261, 378}));
@@ -282,18 +256,18 @@ TEST(DumpCommandTest, DumpIsConsistentAndFeedsQuantize) {
   }
 
   // The dumped K and V go straight into `qaq quantize`.
-  const ToolResult qk = RunTool("quantize --kv-config kind=key,bits=2:8,target=0.01 --in " + dir + "/d/K.npy --out " +
+  const test::ToolResult qk = test::RunTool("quantize --kv-config kind=key,bits=2:8,target=0.01 --in " + dir + "/d/K.npy --out " +
                                 dir + "/qk");
   ASSERT_EQ(qk.exit_code, 0) << qk.err;
   LoadFloats(dir + "/qk/dequantized.npy", {L, Hkv, T, D});
   auto bits = ReadNpy(dir + "/qk/bits.npy");
   ASSERT_TRUE(bits.ok());
   EXPECT_EQ(bits->shape, (std::vector<std::int64_t>{L, Hkv, T}));
-  const ToolResult qv = RunTool("quantize --kv-config kind=value,bits=0:8,target=0.05,window=3 --in " + dir +
+  const test::ToolResult qv = test::RunTool("quantize --kv-config kind=value,bits=0:8,target=0.05,window=3 --in " + dir +
                                 "/d/V.npy --attn " + dir + "/d/attention.npy --out " + dir + "/qv");
   ASSERT_EQ(qv.exit_code, 0) << qv.err;
   LoadFloats(dir + "/qv/dequantized.npy", {L, Hkv, T, D});
-  EXPECT_TRUE(nlohmann::json::parse(ReadAll(dir + "/qv/summary.json"))["mean_bits"].is_number());
+  EXPECT_TRUE(nlohmann::json::parse(test::ReadWholeFile(dir + "/qv/summary.json"))["mean_bits"].is_number());
 }
 
 TEST(DumpCommandTest, ErrorsAreOneLine) {
@@ -316,13 +290,13 @@ TEST(DumpCommandTest, ErrorsAreOneLine) {
       {"dump -m '" + model + "' -p hi --kv int3 -o " + dir + "/d", 2, "unknown KV cache"},
   };
   for (const Case& c : cases) {
-    const ToolResult r = RunTool(c.args);
+    const test::ToolResult r = test::RunTool(c.args);
     EXPECT_EQ(r.exit_code, c.exit_code) << c.args << "\n" << r.err;
-    EXPECT_EQ(Lines(r.err), 1) << c.args << "\n" << r.err;
+    EXPECT_EQ(test::CountLines(r.err), 1) << c.args << "\n" << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\n" << r.err;
   }
   // An empty prompt is BOS alone: one token.
-  const ToolResult r = RunTool("dump -m '" + model + "' -o " + dir + "/bos");
+  const test::ToolResult r = test::RunTool("dump -m '" + model + "' -o " + dir + "/bos");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   LoadFloats(dir + "/bos/attention.npy", {5, 8, 1, 1});
 }

@@ -15,38 +15,15 @@
 #include "qaq/engine.h"
 #include "qaq/eval.h"
 #include "test_support.h"
+#include "tool_runner.h"
 
 namespace qaq {
 namespace {
-
-struct ToolResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string TempBase() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   // Suite and test name: ctest runs test cases in parallel processes.
   return ::testing::TempDir() + "/qaq_eval_cli_" + info->test_suite_name() + "_" + info->name();
-}
-
-ToolResult RunTool(const std::string& args) {
-  const std::string base = TempBase();
-  const std::string command =
-      std::string(QAQ_TOOL_PATH) + " " + args + " >" + base + ".stdout 2>" + base + ".stderr";
-  const int status = std::system(command.c_str());
-  ToolResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = Slurp(base + ".stdout");
-  r.err = Slurp(base + ".stderr");
-  return r;
 }
 
 // The number after `label` in `text` (NaN when absent).
@@ -59,7 +36,7 @@ double NumberAfter(const std::string& text, const std::string& label) {
 TEST(EvalCliTest, PerplexityWithKlBaseStatesTheQualityCost) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
   QAQ_REQUIRE_SHARED_FILE(text, "data/tinystories_validation_head.txt");
-  const ToolResult r = RunTool("perplexity -m '" + model + "' -f '" + text +
+  const test::ToolResult r = test::RunTool("perplexity -m '" + model + "' -f '" + text +
                                "' -c 256 --chunks 4 --kv fp16 --kl-base -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("protocol: prompt"), std::string::npos) << r.out;
@@ -71,7 +48,7 @@ TEST(EvalCliTest, PerplexityWithKlBaseStatesTheQualityCost) {
   EXPECT_GT(NumberAfter(r.out, "Same top p:"), 99.0);
   EXPECT_NE(r.out.find("kv fp16: ratio 1.00x against fp16 | mean KL "), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("perplexity ["), std::string::npos) << r.err;  // progress bar
-  const ToolResult stream = RunTool("perplexity -m '" + model + "' -f '" + text +
+  const test::ToolResult stream = test::RunTool("perplexity -m '" + model + "' -f '" + text +
                                     "' -c 128 --chunks 2 --kl-base --kl-protocol stream");
   ASSERT_EQ(stream.exit_code, 0) << stream.err;
   EXPECT_NE(stream.out.find("protocol: stream"), std::string::npos);
@@ -81,16 +58,16 @@ TEST(EvalCliTest, PerplexityWithKlBaseStatesTheQualityCost) {
 TEST(EvalCliTest, PerplexityErrorsAreOneLine) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
   QAQ_REQUIRE_SHARED_FILE(text, "data/tinystories_validation_head.txt");
-  const ToolResult protocol = RunTool("perplexity -m '" + model + "' -f '" + text +
+  const test::ToolResult protocol = test::RunTool("perplexity -m '" + model + "' -f '" + text +
                                       "' --kl-protocol batch");
   EXPECT_EQ(protocol.exit_code, 2);
   EXPECT_NE(protocol.err.find("unknown protocol 'batch'"), std::string::npos) << protocol.err;
-  const ToolResult missing = RunTool("perplexity -m '" + model + "' -f /nonexistent.txt");
+  const test::ToolResult missing = test::RunTool("perplexity -m '" + model + "' -f /nonexistent.txt");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
   const std::string short_path = TempBase() + "_short.txt";
   std::ofstream(short_path) << "Once upon a time there was a cat.";
-  const ToolResult short_text = RunTool("perplexity -m '" + model + "' -f '" + short_path + "' -c 512");
+  const test::ToolResult short_text = test::RunTool("perplexity -m '" + model + "' -f '" + short_path + "' -c 512");
   EXPECT_EQ(short_text.exit_code, 2);
   EXPECT_NE(short_text.err.find("fewer than one chunk"), std::string::npos) << short_text.err;
 }
@@ -98,7 +75,7 @@ TEST(EvalCliTest, PerplexityErrorsAreOneLine) {
 TEST(EvalCliTest, HellaSwag200ItemsPrintAccuracyAndInterval) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
   QAQ_REQUIRE_SHARED_FILE(data, "data/hellaswag_val_1000.jsonl");
-  const ToolResult r = RunTool("mc -m '" + model + "' --task hellaswag --data '" + data +
+  const test::ToolResult r = test::RunTool("mc -m '" + model + "' --task hellaswag --data '" + data +
                                "' --limit 200 -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::smatch m;
@@ -115,10 +92,10 @@ TEST(EvalCliTest, HellaSwag200ItemsPrintAccuracyAndInterval) {
 
 TEST(EvalCliTest, McErrorsAreOneLine) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
-  const ToolResult task = RunTool("mc -m '" + model + "' --task arc --data x.jsonl");
+  const test::ToolResult task = test::RunTool("mc -m '" + model + "' --task arc --data x.jsonl");
   EXPECT_EQ(task.exit_code, 2);
   EXPECT_NE(task.err.find("unknown task 'arc'"), std::string::npos) << task.err;
-  const ToolResult missing = RunTool("mc -m '" + model + "' --task piqa --data /nonexistent.jsonl");
+  const test::ToolResult missing = test::RunTool("mc -m '" + model + "' --task piqa --data /nonexistent.jsonl");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("/nonexistent.jsonl"), std::string::npos) << missing.err;
 }
@@ -135,12 +112,12 @@ TEST(EvalCliTest, SweepCsvRatioIsTheCachesByteCount) {
       "protocols": ["prompt", "stream"],
       "runs": [{"series": "s", "label": "{kv}", "args": "--kv {kv}",
                 "values": {"kv": ["fp16", "uniform:4", "kivi:2", "qaq"]}}]})";
-  const ToolResult r = RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
+  const test::ToolResult r = test::RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
                                grid + "' -o '" + dir + "' -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("| s | prompt |"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("sweep ["), std::string::npos) << r.err;
-  const std::string csv = Slurp(dir + "/results.csv");
+  const std::string csv = test::ReadWholeFile(dir + "/results.csv");
   std::istringstream lines(csv);
   std::string header, row;
   std::getline(lines, header);
@@ -185,13 +162,13 @@ TEST(EvalCliTest, SweepCsvRatioIsTheCachesByteCount) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   }
   // Run again: every row is reused.
-  const ToolResult again = RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
+  const test::ToolResult again = test::RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
                                    grid + "' -o '" + dir + "'");
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.out.find("rows: 8 (8 reused)"), std::string::npos) << again.out;
   // A row whose flags are not valid is reported with the flags.
   std::ofstream(grid) << R"({"runs": [{"series": "x", "args": "--no-such-flag 3"}]})";
-  const ToolResult bad = RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
+  const test::ToolResult bad = test::RunTool("sweep -m '" + model_path + "' -f '" + text_path + "' --grid '" +
                                  grid + "' -o '" + dir + "'");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--no-such-flag"), std::string::npos) << bad.err;

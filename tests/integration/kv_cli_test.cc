@@ -13,43 +13,14 @@
 #include <gtest/gtest.h>
 
 #include "test_support.h"
+#include "tool_runner.h"
 
 namespace qaq {
 namespace {
 
-struct ToolResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-ToolResult RunTool(const std::string& args) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string base = ::testing::TempDir() + "/qaq_kv_cli_" + info->name();
-  const std::string out = base + ".stdout", err = base + ".stderr";
-  const int status = std::system((std::string(QAQ_TOOL_PATH) + " " + args + " >" + out + " 2>" + err).c_str());
-  ToolResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
-  return r;
-}
-
-int Lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
-
 TEST(KvCliTest, GenerateWithTheQaqCacheEndsWithItsSummary) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
-  const ToolResult r = RunTool("generate -m '" + model + "' -p 'Once upon a time' -n 80 --temp 0 --kv qaq");
+  const test::ToolResult r = test::RunTool("generate -m '" + model + "' -p 'Once upon a time' -n 80 --temp 0 --kv qaq");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(r.out.size(), 200u);
   for (const char* part : {"kv cache qaq: 84 tokens", "ratio", "keys   (channel layout, before RoPE)", "values:",
@@ -67,10 +38,10 @@ TEST(KvCliTest, BudgetModeSaysWhatItChose) {
     prompt += "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One "
               "day, she saw a big, red ball. She wanted to play with it, but it was too high. ";
   }
-  const ToolResult r = RunTool("generate -m '" + model + "' -p '" + prompt + "' -n 8 --temp 0 --kv qaq --kv-ratio 5");
+  const test::ToolResult r = test::RunTool("generate -m '" + model + "' -p '" + prompt + "' -n 8 --temp 0 --kv qaq --kv-ratio 5");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("budget: ratio 5.00x requested; chose key error"), std::string::npos) << r.err;
-  const ToolResult bits = RunTool("generate -m '" + model + "' -p '" + prompt + "' -n 8 --temp 0 --kv qaq --kv-bits 4");
+  const test::ToolResult bits = test::RunTool("generate -m '" + model + "' -p '" + prompt + "' -n 8 --temp 0 --kv qaq --kv-bits 4");
   ASSERT_EQ(bits.exit_code, 0) << bits.err;
   EXPECT_NE(bits.err.find("budget: ratio 4.00x requested"), std::string::npos) << bits.err;
 }
@@ -78,20 +49,20 @@ TEST(KvCliTest, BudgetModeSaysWhatItChose) {
 TEST(KvCliTest, BaselinesAndFlagsReachTheCache) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
   const std::string base = "generate -m '" + model + "' -p 'Once upon a time' -n 16 --temp 0 ";
-  const ToolResult uniform = RunTool(base + "--kv uniform:4/2 --kv-keys channel:8 --kv-keys-prerope");
+  const test::ToolResult uniform = test::RunTool(base + "--kv uniform:4/2 --kv-keys channel:8 --kv-keys-prerope");
   ASSERT_EQ(uniform.exit_code, 0) << uniform.err;
   EXPECT_NE(uniform.err.find("kv cache uniform:4/2"), std::string::npos) << uniform.err;
   EXPECT_NE(uniform.err.find("channel layout, before RoPE"), std::string::npos) << uniform.err;
-  const ToolResult kivi = RunTool(base + "--kv kivi:2");
+  const test::ToolResult kivi = test::RunTool(base + "--kv kivi:2");
   ASSERT_EQ(kivi.exit_code, 0) << kivi.err;
   EXPECT_NE(kivi.err.find("kv cache kivi:2"), std::string::npos) << kivi.err;
-  const ToolResult qaq = RunTool(base + "--kv qaq --kv-keys token --kv-keys-postrope --qaq-granularity layer "
+  const test::ToolResult qaq = test::RunTool(base + "--kv qaq --kv-keys token --kv-keys-postrope --qaq-granularity layer "
                                         "--qaq-bits 2:6 --qaq-window 3 --qaq-tier none --qaq-formula authors");
   ASSERT_EQ(qaq.exit_code, 0) << qaq.err;
   EXPECT_NE(qaq.err.find("keys   (token layout)"), std::string::npos) << qaq.err;
   EXPECT_NE(qaq.err.find("window 3, bits 2:6, granularity layer, formula authors"), std::string::npos) << qaq.err;
   EXPECT_NE(qaq.err.find("0 up"), std::string::npos) << qaq.err;
-  const ToolResult disk = RunTool(base + "--kv qaq --qaq-tier disk --qaq-tier-dir '" + ::testing::TempDir() + "'");
+  const test::ToolResult disk = test::RunTool(base + "--kv qaq --qaq-tier disk --qaq-tier-dir '" + ::testing::TempDir() + "'");
   ASSERT_EQ(disk.exit_code, 0) << disk.err;
   EXPECT_NE(disk.err.find("full-precision tier (disk)"), std::string::npos) << disk.err;
 }
@@ -113,9 +84,9 @@ TEST(KvCliTest, BadValuesAreOneLineUsageErrors) {
       {"--kv qaq --kv-keys rows", "token or channel:G"},
   };
   for (const auto& [flags, message] : cases) {
-    const ToolResult r = RunTool(base + flags);
+    const test::ToolResult r = test::RunTool(base + flags);
     EXPECT_EQ(r.exit_code, 2) << flags << "\n" << r.err;
-    EXPECT_EQ(Lines(r.err), 1) << flags << "\n" << r.err;
+    EXPECT_EQ(test::CountLines(r.err), 1) << flags << "\n" << r.err;
     EXPECT_NE(r.err.find(message), std::string::npos) << flags << "\n" << r.err;
   }
 }
@@ -132,9 +103,9 @@ TEST(KvCliTest, DiskTierInAReadOnlyFolderFailsWithExitCode1) {
     folders.push_back(dir);
   }
   for (const std::string& folder : folders) {
-    const ToolResult r = RunTool("generate -m '" + model + "' -p hi -n 4 --kv qaq --qaq-tier disk --qaq-tier-dir " + folder);
+    const test::ToolResult r = test::RunTool("generate -m '" + model + "' -p hi -n 4 --kv qaq --qaq-tier disk --qaq-tier-dir " + folder);
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_EQ(Lines(r.err), 1) << r.err;
+    EXPECT_EQ(test::CountLines(r.err), 1) << r.err;
     EXPECT_NE(r.err.find("disk tier: cannot create a file in '" + folder + "'"), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
   }
