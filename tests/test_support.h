@@ -14,6 +14,10 @@ bool InCi();
 // does not exist. Use QAQ_REQUIRE_SHARED_FILE to skip (locally) or fail (CI) when it is missing.
 std::string SharedFileOrEmpty(const std::string& relative);
 
+// A fresh, empty folder for one test's files, unique to this process (`ctest -j` runs tests of
+// the same program, and other checkouts may run the same tests, at the same time).
+std::string ScratchDir(const std::string& name);
+
 }  // namespace qaq::test
 
 // Declares `std::string var` holding the path of a shared file; skips the test with a clear

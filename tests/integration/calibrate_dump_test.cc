@@ -33,13 +33,6 @@ constexpr double kProbTolerance = 1e-5;
 // the JSON round trip (17 significant digits) separates them.
 constexpr double kQuantileRelTolerance = 1e-12;
 
-std::string TempDir(const std::string& name) {
-  const auto dir = std::filesystem::path(::testing::TempDir()) / ("qaq_calibrate_dump_" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 // The first `bytes` of a shared text file as a temporary file (the tool tokenizes all of it).
 std::string TextHead(const std::string& path, std::size_t bytes, const std::string& dir) {
   std::string text = test::ReadWholeFile(path).substr(0, bytes);
@@ -52,7 +45,7 @@ TEST(CalibrateCommandTest, WritesALoadableCalibrationThatMatchesRecordedQueries)
   QAQ_REQUIRE_SHARED_FILE(model_path, "models/stories260K.bin");
   QAQ_REQUIRE_SHARED_FILE(tok_path, "models/tok512.bin");
   QAQ_REQUIRE_SHARED_FILE(data_path, "data/tinystories_validation_head.txt");
-  const std::string dir = TempDir("calibrate");
+  const std::string dir = test::ScratchDir("calibrate_dump_calibrate");
   const std::string text = TextHead(data_path, 6000, dir);
   const int ctx = 128, chunks = 3;
   const test::ToolResult r = test::RunTool("calibrate -m '" + model_path + "' -z '" + tok_path + "' -f '" + text +
@@ -133,7 +126,7 @@ TEST(CalibrateCommandTest, WritesALoadableCalibrationThatMatchesRecordedQueries)
 
 TEST(CalibrateCommandTest, ErrorsAreOneLine) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
-  const std::string dir = TempDir("errors");
+  const std::string dir = test::ScratchDir("calibrate_dump_errors");
   std::ofstream(dir + "/empty.txt") << "";
   std::ofstream(dir + "/blank.txt") << " \n\n\t\n";
   std::ofstream(dir + "/text.txt") << "Once upon a time, there was a little girl named Lily.";
@@ -192,7 +185,7 @@ std::vector<float> LoadFloats(const std::string& path, const std::vector<std::in
 TEST(DumpCommandTest, DumpIsConsistentAndFeedsQuantize) {
   QAQ_REQUIRE_SHARED_FILE(model_path, "models/stories260K.bin");
   QAQ_REQUIRE_SHARED_FILE(tok_path, "models/tok512.bin");
-  const std::string dir = TempDir("dump");
+  const std::string dir = test::ScratchDir("calibrate_dump_dump");
   const std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
   const test::ToolResult r =
       test::RunTool("dump -m '" + model_path + "' -z '" + tok_path + "' -p '" + prompt + "' -o " + dir + "/d");
@@ -272,7 +265,7 @@ TEST(DumpCommandTest, DumpIsConsistentAndFeedsQuantize) {
 
 TEST(DumpCommandTest, ErrorsAreOneLine) {
   QAQ_REQUIRE_SHARED_FILE(model, "models/stories260K.bin");
-  const std::string dir = TempDir("dump_errors");
+  const std::string dir = test::ScratchDir("calibrate_dump_dump_errors");
   std::ofstream(dir + "/file") << "x";
   struct Case {
     std::string args;

@@ -22,8 +22,7 @@ namespace {
 
 std::string TempBase() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  // Suite and test name: ctest runs test cases in parallel processes.
-  return ::testing::TempDir() + "/qaq_eval_cli_" + info->test_suite_name() + "_" + info->name();
+  return test::ScratchDir(std::string("eval_cli_") + info->test_suite_name() + "_" + info->name()) + "/f";
 }
 
 // The number after `label` in `text` (NaN when absent).

@@ -222,7 +222,7 @@ TEST(Stories260KLoaderTest, TruncatedRealFilesAreDataLoss) {
     QAQ_REQUIRE_SHARED_FILE(path, relative);
     std::ifstream in(path, std::ios::binary);
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string copy = ::testing::TempDir() + "/truncated-" + std::to_string(bytes.size());
+    const std::string copy = test::ScratchDir("loader_truncated") + "/truncated-" + std::to_string(bytes.size());
     std::ofstream(copy, std::ios::binary).write(bytes.data(), bytes.size() - 1000);
     auto model = LoadModel(copy);
     ASSERT_FALSE(model.ok());

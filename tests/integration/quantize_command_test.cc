@@ -14,13 +14,6 @@
 namespace qaq {
 namespace {
 
-std::string TempDir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("qaq_quantize_" + name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 int RunTool(const std::string& args) {
   const std::string command = std::string(QAQ_TOOL_PATH) + " quantize " + args + " >/dev/null 2>&1";
   const int rc = std::system(command.c_str());
@@ -52,7 +45,7 @@ TEST(QuantizeCommandTest, AuthorsCaseThroughTheTool) {
     }
   }
   ASSERT_NE(chosen, nullptr);
-  const std::string dir = TempDir("authors");
+  const std::string dir = test::ScratchDir("quantize_authors");
   const std::vector<float> cache = Flatten(data["inputs"]["value"]["cache"]);
   const std::vector<float> attention = Flatten(data["inputs"]["value"]["attention"]);
   ASSERT_TRUE(WriteNpy(dir + "/V.npy", std::span<const float>(cache), {2, 2, 12, 8}).ok());
@@ -91,7 +84,7 @@ TEST(QuantizeCommandTest, AuthorsCaseThroughTheTool) {
 }
 
 TEST(QuantizeCommandTest, KeyValueFlagsAndErrors) {
-  const std::string dir = TempDir("errors");
+  const std::string dir = test::ScratchDir("quantize_errors");
   std::vector<float> k(1 * 2 * 4 * 8);
   for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<float>(i % 7) * 0.5f;
   ASSERT_TRUE(WriteNpy(dir + "/K.npy", std::span<const float>(k), {1, 2, 4, 8}).ok());
