@@ -102,7 +102,7 @@ const RegisterCommand kRegister({
           auto flags = std::make_shared<SweepFlags>();
           flags->engine.Add(sub);
           sub.add_option("-f,--file", flags->text_path, "Text file to score")->required();
-          sub.add_option("--grid", flags->grid_path, "Grid file (JSON, see docs/readme/eval.md)")
+          sub.add_option("--grid", flags->grid_path, "Grid file (JSON, see README: qaq sweep)")
               ->required();
           sub.add_option("-o,--out", flags->out_dir, "Output folder (created)")->required();
           sub.add_option("-z,--tokenizer", flags->tokenizer_path,
