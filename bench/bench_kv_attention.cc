@@ -7,8 +7,9 @@
 //
 // Attention cases: T = 1K, 8K, 32K tokens, head_dim 64 and 128, 32 KV heads (at 32K x 128 the
 // fp16 cache is 512 MiB: far beyond the last-level cache, the memory-bound regime of a 7B model)
-// and 1 KV head (cache-resident). Caches: fp32, fp16, uniform:4, uniform:2 and two QAQ caches
-// whose widths average about 3 bits (per-token keys; the default per-channel keys before RoPE).
+// and 1 KV head (cache-resident). Caches: fp32, fp16, uniform:4, uniform:2 and three QAQ caches
+// whose widths average 3-4 bits (per-token keys; per-channel keys after RoPE; per-channel keys
+// before RoPE, qaq's default).
 // Counters: bytes of the cache per token and head ("B/tok"), mean code bits of keys and values.
 #include <chrono>
 #include <cmath>
@@ -34,7 +35,8 @@ double kKeyTargetTimesT = 0.3, kValueTargetTimesSqrtT = 0.1;
 // QAQ caches; BM_Attention adds targets for which the random keys and values below average about
 // 3 bits (the formulas depend on T: the key target scales as 1/T, the value target as 1/sqrt(T)).
 const char* const kQaqTokenKeys = "qaq,keys=token,prerope=0,granularity=head,tier=none";
-const char* const kQaqChannelKeys = "qaq,granularity=head,tier=none";
+const char* const kQaqChannelKeys = "qaq,granularity=head,tier=none,prerope=0";
+const char* const kQaqChannelKeysPrerope = "qaq,granularity=head,tier=none,prerope";
 
 std::string WithTargets(const std::string& spec, int n_tokens) {
   if (spec.rfind("qaq", 0) != 0) return spec;
@@ -44,13 +46,14 @@ std::string WithTargets(const std::string& spec, int n_tokens) {
 
 const std::vector<std::string>& Specs() {
   static const std::vector<std::string> specs = {"fp32", "fp16", "uniform:4", "uniform:2", kQaqTokenKeys,
-                                                 kQaqChannelKeys};
+                                                 kQaqChannelKeys, kQaqChannelKeysPrerope};
   return specs;
 }
 
 std::string Label(const std::string& spec) {
   if (spec == kQaqTokenKeys) return "qaq-token-keys";
   if (spec == kQaqChannelKeys) return "qaq-channel-keys";
+  if (spec == kQaqChannelKeysPrerope) return "qaq-channel-keys-prerope";
   return spec;
 }
 
