@@ -16,7 +16,7 @@
 //   std::vector<float> back(values.size());
 //   qaq::DecodeGroup(group, back);
 //
-// The rules, all in one place (docs/readme/method.md explains them for users):
+// The rules, all in one place (README.md explains them for users):
 // - Outliers (§4): values beyond the alpha/2 quantiles at each end. Per side the count is
 //   round(alpha/2 * n) (halves up), possibly 0, and never so many that no value is left.
 //   Values are ordered by (value, position), so ties are broken by position and the count is
@@ -401,7 +401,7 @@ class QueryNormCalibration {
   double QNormSq(int layer, int kv_head) const;
   std::size_t n_samples(int layer, int kv_head) const;
 
-  // JSON file (schema in docs/readme/method.md):
+  // JSON file (schema in README.md):
   // {"format": "qaq-query-norm-calibration", "version": 1, "quantile": 0.9,
   //  "includes_softmax_scale": true, "n_layers": L, "n_kv_heads": H,
   //  "q_norm_sq": [[...H values] x L], "n_samples": [[...] x L]}

@@ -33,6 +33,11 @@ Status BitPlanner::SetTargets(double key_error, double value_error) {
   return MakePolicies();
 }
 
+Status BitPlanner::SetCalibration(const QueryNormCalibration* calibration) {
+  calibration_ = calibration;
+  return MakePolicies();
+}
+
 Status BitPlanner::MakePolicies() {
   if (config_.backend != KvBackendKind::kQaq) return OkStatus();
   KvQuantConfig base;

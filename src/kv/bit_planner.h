@@ -31,6 +31,10 @@ class BitPlanner {
   double key_error() const { return key_error_; }
   double value_error() const { return value_error_; }
   Status SetTargets(double key_error, double value_error);
+  // Replaces the |q~|^2 calibration (null: the authors' constant); it must outlive the planner
+  // or the next call.
+  Status SetCalibration(const QueryNormCalibration* calibration);
+  const QueryNormCalibration* calibration() const { return calibration_; }
   // Budget mode: every key group gets floor(shift + d) bits fewer than its formula gives (never
   // below B_min), d in [0, 1) a fixed per-group dither, so that a fractional shift lowers the
   // widths of that fraction of the groups and the cache's size changes smoothly with it.

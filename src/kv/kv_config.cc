@@ -148,7 +148,19 @@ Status ApplyOption(KvCacheConfig& c, std::string_view key, std::string_view valu
   } else if (key == "tier_dir") {
     c.tier_dir = std::string(value);
   } else if (key == "calib") {
-    c.calibration_path = std::string(value);
+    c.calibration_path.clear();
+    if (value == "prompt") {
+      c.query_norms = QueryNormSource::kPrompt;
+    } else if (value == "prompt-heads") {
+      c.query_norms = QueryNormSource::kPromptHeads;
+    } else if (value == "constant") {
+      c.query_norms = QueryNormSource::kConstant;
+    } else if (value.empty()) {
+      return InvalidArgumentError("--qaq-calib: empty (use prompt, prompt-heads, constant or a calibration file)");
+    } else {
+      c.query_norms = QueryNormSource::kFile;
+      c.calibration_path = std::string(value);
+    }
   } else if (key == "ratio") {
     QAQ_ASSIGN_OR_RETURN(c.target_ratio, ParseDouble("--kv-ratio", value));
     if (!(c.target_ratio >= 1.0) || !std::isfinite(c.target_ratio)) {
@@ -217,7 +229,7 @@ StatusOr<KvCacheConfig> ParseKvCacheSpec(std::string_view spec) {
     c.backend = KvBackendKind::kQaq;
     c.outlier_alpha = 0.01;  // §4: the paper's alpha
     // Keys per channel in blocks of 64 tokens, before RoPE: measured best on stories260K
-    // (docs/readme/kv-cache.md); keys=token gives the paper's per-token keys.
+    // (README.md); keys=token gives the paper's per-token keys.
     c.key_layout = KeyLayout::kChannel;
     c.key_block = 64;
     c.keys_prerope = true;
@@ -311,7 +323,12 @@ std::string FormatKvCacheSpec(const KvCacheConfig& c) {
                    FullPrecisionTierName(c.tier));
   if (c.key_bits_fixed >= 0) s += fmt::format(",key_bits={}", c.key_bits_fixed);
   if (!c.tier_dir.empty()) s += ",tier_dir=" + c.tier_dir;
-  if (!c.calibration_path.empty()) s += ",calib=" + c.calibration_path;
+  switch (c.query_norms) {
+    case QueryNormSource::kPrompt: break;
+    case QueryNormSource::kPromptHeads: s += ",calib=prompt-heads"; break;
+    case QueryNormSource::kConstant: s += ",calib=constant"; break;
+    case QueryNormSource::kFile: s += ",calib=" + c.calibration_path; break;
+  }
   if (c.target_ratio != 0.0) s += fmt::format(",ratio={}", c.target_ratio);
   return s;
 }

@@ -1,4 +1,7 @@
 // The end-of-generation account of a quantized cache (`qaq generate --kv ...`).
+#include <algorithm>
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "kv/quantized_cache.h"
@@ -33,6 +36,36 @@ struct WidthCounts {
 
 }  // namespace
 
+std::string QuantizedKvCache::QueryNormReport() const {
+  const std::string constant = fmt::format("the authors' constant 300/head_dim = {:.4g}",
+                                           QueryNormCalibration::FallbackQNormSq(shape_.head_dim));
+  const bool from_prompt =
+      config_.query_norms == QueryNormSource::kPrompt || config_.query_norms == QueryNormSource::kPromptHeads;
+  if (calibration_ == nullptr) {
+    if (from_prompt) {
+      return calibration_problem_.empty() ? "key |q|^2: from the prompt, not measured yet"
+                                          : fmt::format("key |q|^2: {} (from the prompt impossible: {})", constant,
+                                                        calibration_problem_);
+    }
+    return "key |q|^2: " + constant;
+  }
+  double lo = HUGE_VAL, hi = 0.0;
+  for (int l = 0; l < shape_.n_layers; ++l) {
+    for (int h = 0; h < shape_.n_kv_heads; ++h) {
+      lo = std::min(lo, calibration_->QNormSq(l, h));
+      hi = std::max(hi, calibration_->QNormSq(l, h));
+    }
+  }
+  if (config_.query_norms == QueryNormSource::kPrompt) {
+    return fmt::format("key |q|^2: from the prompt ({} positions, every layer and KV head pooled), {:g} quantile {:.4g}",
+                       calibration_positions(), calibration_->quantile(), lo);
+  }
+  const std::string source = from_prompt ? fmt::format("from the prompt ({} positions)", calibration_positions())
+                                         : "from " + config_.calibration_path;
+  return fmt::format("key |q|^2: {}, {:g} quantile per layer and KV head, {:.4g} to {:.4g}", source,
+                     calibration_->quantile(), lo, hi);
+}
+
 std::string QuantizedKvCache::Summary() const {
   const KvMemory m = Memory(), km = KeyMemory(), vm = ValueMemory();
   WidthCounts k, v;
@@ -63,6 +96,9 @@ std::string QuantizedKvCache::Summary() const {
     s += fmt::format("\n  qaq: key error {:.4g}, value error {:.4g}, window {}, bits {}:{}, granularity {}, formula {}",
                      planner_.key_error(), planner_.value_error(), config_.window, config_.bits_min, config_.bits_max,
                      GranularityName(config_.granularity), BitsFormulaName(config_.formula));
+  }
+  if (config_.backend == KvBackendKind::kQaq && config_.key_bits_fixed < 0 && config_.bits_min != kPassThroughBits) {
+    s += "\n  " + QueryNormReport();
   }
   if (config_.target_ratio > 0.0) {
     s += budget_.reachable

@@ -41,7 +41,7 @@ StatusOr<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::Create(const KvCac
                               shape.head_dim);
   }
   std::unique_ptr<QueryNormCalibration> calibration;
-  if (!config.calibration_path.empty()) {
+  if (config.query_norms == QueryNormSource::kFile) {
     QAQ_ASSIGN_OR_RETURN(QueryNormCalibration loaded, QueryNormCalibration::Load(config.calibration_path));
     calibration = std::make_unique<QueryNormCalibration>(std::move(loaded));
   }
@@ -73,6 +73,27 @@ QuantizedKvCache::QuantizedKvCache(const KvCacheConfig& config, const KvCacheSha
   }
   values_.emplace(shape, KvKind::kValue, granularity, config.outlier_alpha, false, nullptr);
   if (planner_.needs_window()) window_.emplace(PolicyShape(shape), config.window);
+  const bool key_formula = config.backend == KvBackendKind::kQaq && config.key_bits_fixed < 0 &&
+                           config.bits_min != kPassThroughBits;
+  if (key_formula &&
+      (config.query_norms == QueryNormSource::kPrompt || config.query_norms == QueryNormSource::kPromptHeads)) {
+    prompt_norms_.emplace(shape.n_layers, shape.n_kv_heads, kPromptCalibrationPositions, kPromptCalibrationQuantile);
+  }
+}
+
+void QuantizedKvCache::CalibrateOnPrompt() {
+  if (!prompt_norms_ || prompt_norms_->complete() || n_tokens() <= prompt_norms_->positions()) return;
+  StatusOr<QueryNormCalibration> measured = prompt_norms_->Calibrate(n_tokens(), config_.query_norms == QueryNormSource::kPromptHeads);
+  // The planner must never point to a freed calibration: it gets the new one first.
+  std::unique_ptr<QueryNormCalibration> next;
+  if (measured.ok()) {
+    next = std::make_unique<QueryNormCalibration>(std::move(measured).value());
+    calibration_problem_.clear();
+  } else {
+    calibration_problem_ = measured.status().message();
+  }
+  QAQ_CHECK(planner_.SetCalibration(next.get()).ok());
+  calibration_ = std::move(next);
 }
 
 std::string QuantizedKvCache::name() const {
@@ -96,6 +117,7 @@ void QuantizedKvCache::Append(int layer, int pos, std::span<const float> k, std:
   Saturate(k, k_);
   Saturate(v, v_);
   if (tier_) tier_->Write(layer, pos, k_.data(), v_.data());
+  if (prompt_norms_ && !prompt_norms_->complete()) prompt_norms_->Reserve(pos + 1);
   rotated_ = k_;
   rope_.Apply(rotated_.data(), shape_.n_kv_heads, head_dim, pos);
   for (int h = 0; h < shape_.n_kv_heads; ++h) {
@@ -112,6 +134,9 @@ void QuantizedKvCache::Append(int layer, int pos, std::span<const float> k, std:
 
 void QuantizedKvCache::Scores(int layer, int kv_head, std::span<const float> q, std::span<float> scores) const {
   QAQ_DCHECK(int(scores.size()) <= layer_tokens_[std::size_t(layer)] && int(q.size()) == shape_.head_dim);
+  if (prompt_norms_ && !prompt_norms_->complete() && !scores.empty()) {
+    prompt_norms_->Record(layer, kv_head, int(scores.size()) - 1, q);
+  }
   if (keys_) {
     keys_->Scores(layer, kv_head, q, scores);
   } else {
@@ -139,6 +164,7 @@ void QuantizedKvCache::Truncate(int n) {
   if (tier_) tier_->Truncate(n);
   if (window_) window_->Truncate(n);
   for (int& count : layer_tokens_) count = std::min(count, n);
+  if (prompt_norms_) prompt_norms_->Truncate(n);
   if (n == 0) {
     // A new sequence: fresh statistics, and the budget is solved again on its prompt.
     stats_ = RequantStats{};

@@ -23,6 +23,7 @@
 #include "kv/bit_planner.h"
 #include "kv/channel_keys.h"
 #include "kv/full_precision_store.h"
+#include "kv/prompt_query_norms.h"
 #include "kv/rope_rotator.h"
 #include "kv/token_rows.h"
 #include "qaq/kv_cache.h"
@@ -73,6 +74,8 @@ class QuantizedKvCache final : public KvCache {
   void Truncate(int n) override;
   KvMemory Memory() const override;
   std::string Summary() const override;
+  // One line: where the key formula's |q~|^2 came from and its range.
+  std::string QueryNormReport() const;
 
   const KvCacheConfig& config() const { return config_; }
   const RequantStats& stats() const { return stats_; }
@@ -82,6 +85,10 @@ class QuantizedKvCache final : public KvCache {
   const TokenRows* token_keys() const { return keys_ ? &*keys_ : nullptr; }
   const ChannelKeys* channel_keys() const { return channel_keys_ ? &*channel_keys_ : nullptr; }
   const AttentionWindow* window() const { return window_ ? &*window_ : nullptr; }
+  // The key formula's |q~|^2 (null: the authors' constant), and with calib=prompt how many of
+  // the sequence's positions measured it (0 before the first step).
+  const QueryNormCalibration* calibration() const { return calibration_.get(); }
+  int calibration_positions() const { return prompt_norms_ ? prompt_norms_->positions() : 0; }
   // Every group with its width (tests compute the size from this independently of Memory()).
   std::vector<GroupRecord> Groups() const;
   // Memory of keys and values apart (full_precision_bytes and fp16_reference_bytes split evenly).
@@ -101,12 +108,16 @@ class QuantizedKvCache final : public KvCache {
   void BlockSource(int layer, int kv_head, int first_token, bool from_tail, int block_index, std::vector<float>& out);
   // Budget mode (kv_budget.cc): chooses the targets on the prompt.
   void SolveBudget();
+  // calib=prompt: the calibration from the positions measured so far (EndStep).
+  void CalibrateOnPrompt();
 
   KvCacheConfig config_;
   KvCacheShape shape_;
   RopeTable rope_;
   RopeRotator rotator_;
   std::unique_ptr<QueryNormCalibration> calibration_;
+  std::optional<PromptQueryNorms> prompt_norms_;  // calib=prompt
+  std::string calibration_problem_;                // why calib=prompt fell back to the constant
   BitPlanner planner_;
   std::optional<TokenRows> keys_;
   std::optional<ChannelKeys> channel_keys_;

@@ -13,6 +13,7 @@ void QuantizedKvCache::EndStep() {
   const int n = n_tokens();
   if (n == 0) return;
   for (int count : layer_tokens_) QAQ_CHECK(count == n, "EndStep with layers holding {} and {} tokens", count, n);
+  CalibrateOnPrompt();
   // Budget mode solves on the prompt, and again whenever the cache has doubled since: a
   // sequence fed one token at a time has no prompt, and a long generation drifts from it.
   if (config_.target_ratio > 0.0 && (!budget_.solved || n >= 2 * budget_.solved_tokens)) SolveBudget();

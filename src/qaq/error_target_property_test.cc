@@ -119,7 +119,7 @@ TEST(ErrorTargetPropertyTest, MeetsSigmaWhenValuesFillTheSegments) {
 }
 
 // On average over targets the error is well below sigma, because ceil() leaves slack; but a
-// fraction of (group, target) pairs exceed sigma. Printed for docs/readme/method.md; the bounds
+// fraction of (group, target) pairs exceed sigma. Printed for README.md; the bounds
 // below have margin over the measured values (mean RMS / sigma 0.86 at 8 values, 0.72 at 64,
 // 0.71 at 128; std > sigma in 20.5%, 4.2% and 2.8% of the pairs).
 TEST(ErrorTargetPropertyTest, AverageRatioBelowOne) {

@@ -1,5 +1,5 @@
 // `qaq calibrate`: measures |q~|^2 per layer and KV head on a text and writes the query-norm
-// calibration file the key formula uses (QAQ-method.md §2; docs/readme/calibrate-dump.md).
+// calibration file the key formula uses (QAQ-method.md §2; README.md).
 //
 // The text is tokenized once (BOS first) and cut into chunks of -c tokens, each starting with BOS
 // as in perplexity measurements; every chunk runs as one prefill in an empty cache. Every

@@ -1,5 +1,5 @@
 // `qaq dump`: runs a prompt and writes what attention saw, per layer, as NumPy arrays plus a JSON
-// manifest (docs/readme/calibrate-dump.md): keys before and after RoPE, values, scaled queries
+// manifest (README.md): keys before and after RoPE, values, scaled queries
 // and the softmax rows. K, V and the attention use the layouts `qaq quantize` reads.
 #include <unistd.h>
 

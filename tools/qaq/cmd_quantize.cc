@@ -1,5 +1,5 @@
 // `qaq quantize`: applies a key or value quantizer to a dumped cache tensor, offline, and writes
-// what it did (docs/readme/method.md lists the flags, layouts and outputs).
+// what it did (README.md lists the flags, layouts and outputs).
 //
 //   qaq quantize --kv-config "kind=value,bits=0:8,target=0.05,window=5" --in V.npy --attn A.npy --out out/
 #include <filesystem>

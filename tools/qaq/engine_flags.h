@@ -62,7 +62,7 @@ struct EngineFlags {
     sub.add_option("--qaq-tier", qaq_tier, "Full-precision tier: ram, disk or none (default ram)")->group(qaq);
     sub.add_option("--qaq-tier-dir", qaq_tier_dir, "Folder of the disk tier's file (default $TMPDIR or /tmp)")
         ->group(qaq);
-    sub.add_option("--qaq-calib", qaq_calib, "Query-norm calibration file (JSON) for the key formula")->group(qaq);
+    sub.add_option("--qaq-calib", qaq_calib, "Key formula's |q|^2: prompt (measured on the sequence, pooled; the default), prompt-heads (measured, per layer and KV head), constant (the authors' 300/head_dim) or a `qaq calibrate` file")->group(qaq);
   }
 
   // The --kv spec with every cache flag appended as an option.
