@@ -264,7 +264,15 @@ enum class Granularity {
 enum class BitsFormula {
   kPaper,    // B = ceil(log2(range / (2 sqrt(3) sigma)))
   kAuthors,  // B = ceil(log2(range / (2 sqrt(12) sigma) + 1)), and young keys kept at B_max too
+  kStrict,   // B = ceil(log2(range / (2 sigma))): every error <= sigma, so every group's error std
+             // is too (the paper's bound only holds on average; about 0.8 bits more per group)
 };
+// Every formula is B = ceil(log2(range / (divisor sigma) + offset)) (§3).
+struct BitsFormulaTerms {
+  double divisor;
+  double offset;
+};
+BitsFormulaTerms FormulaTerms(BitsFormula formula);
 enum class CodecKind {
   kMidpoint,  // the paper's quantizer (GroupQuantizer), the default
   kAuthors,   // AuthorsQuantizeGroup + AuthorsOutlierMask, for comparisons
@@ -272,7 +280,7 @@ enum class CodecKind {
 
 const char* KvKindName(KvKind kind);           // "key", "value"
 const char* GranularityName(Granularity g);    // "token", "layer", "head"
-const char* BitsFormulaName(BitsFormula f);    // "paper", "authors"
+const char* BitsFormulaName(BitsFormula f);    // "paper", "authors", "strict"
 const char* CodecKindName(CodecKind c);        // "midpoint", "authors"
 
 // Everything that defines how one cache (keys or values) is quantized.

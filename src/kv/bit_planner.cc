@@ -96,20 +96,22 @@ void BitPlanner::BeginUnit(KvKind kind, int unit) {
   if (config_.backend != KvBackendKind::kQaq || config_.bits_min == kPassThroughBits) return;
   const bool authors = config_.formula == BitsFormula::kAuthors;
   authors_ = authors;
-  // §3: B = ceil(log2(y)), y = range / (2 sqrt(3) sigma) (paper) or range / (2 sqrt(12) sigma) + 1.
-  const double two_root = 2.0 * std::sqrt(authors ? 12.0 : 3.0);
+  // §3: B = ceil(log2(y)), y = range / (divisor sigma) + offset.
+  const BitsFormulaTerms terms = FormulaTerms(config_.formula);
+  const double divisor = terms.divisor;
+  unit_offset_ = terms.offset;
   const double n = double(step_tokens_);
   if (kind == KvKind::kKey) {
     if (config_.key_bits_fixed >= 0 || key_shift_ > 0.0) return;  // TokenBits is cheap or shifted
     const double sigma = KeySigma(key_error_, step_tokens_, key_policy_->GroupQNormSq(unit));  // §2
-    unit_scale_ = std::isfinite(sigma) ? 1.0 / (two_root * sigma) : 0.0;
+    unit_scale_ = std::isfinite(sigma) ? 1.0 / (divisor * sigma) : 0.0;
     unit_fast_ = true;
     return;
   }
   if (step_window_ == nullptr) return;
-  // §1: sigma_t = X / (sqrt(T) S_t), so y = range S_t sqrt(T) / (2 sqrt(3) X); S_t and youth
+  // §1: sigma_t = X / (sqrt(T) S_t), so y = range S_t sqrt(T) / (divisor X) (+ offset); S_t and youth
   // (§5) over the unit's (layer, KV head) pairs.
-  unit_scale_ = std::sqrt(n) / (two_root * value_error_);
+  unit_scale_ = std::sqrt(n) / (divisor * value_error_);
   const std::size_t tokens = std::size_t(step_tokens_);
   unit_max_.assign(tokens, 0.0f);
   unit_young_.assign(tokens, 0);

@@ -57,7 +57,7 @@ class BitPlanner {
   // whose formula asks for more than `current` keeps `current` without the exact evaluation.
   int UnitTokenBits(int token, double range, int current, bool can_rise = true) const {
     if (unit_fast_ && current >= config_.bits_min && current <= config_.bits_max) {
-      double y;  // B = ceil(log2(y)), §3
+      double y;  // B = ceil(log2(y)), §3 (FormulaTerms)
       if (unit_kind_ == KvKind::kKey) {
         if (authors_ && step_tokens_ - token < config_.window) return config_.bits_max;  // authors' young keys
         y = range * unit_scale_;
@@ -65,7 +65,7 @@ class BitPlanner {
         if (unit_young_[std::size_t(token)]) return config_.bits_max;  // §5
         y = range * double(unit_max_[std::size_t(token)]) * unit_scale_;
       }
-      if (authors_) y += 1.0;
+      y += unit_offset_;
       if (y > lower_[current] && (y <= upper_[current] || !can_rise)) return current;
     }
     return ExactUnitTokenBits(token, range);
@@ -95,7 +95,8 @@ class BitPlanner {
   KvKind unit_kind_ = KvKind::kValue;
   int unit_ = 0;
   bool unit_fast_ = false;        // the bounds check applies
-  bool authors_ = false;          // the authors' formula
+  bool authors_ = false;          // the authors' formula (young keys at B_max)
+  double unit_offset_ = 0.0;      // the formula's offset inside the logarithm
   double unit_scale_ = 0.0;       // y = range * scale (* S_t for values) (+ 1: authors' formula)
   std::vector<float> unit_max_;   // values: window maximum per token, over the unit's heads
   std::vector<std::uint8_t> unit_young_, head_young_;

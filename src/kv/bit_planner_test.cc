@@ -62,7 +62,7 @@ TEST(BitPlannerTest, FastPathEqualsThePolicyForEveryGroup) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   int checked = 0, near_bounds = 0;
   for (const std::string g : {"head", "layer", "token"}) {
-    for (const std::string formula : {"paper", "authors"}) {
+    for (const std::string formula : {"paper", "authors", "strict"}) {
       for (const std::string bits : {"0:8", "2:5"}) {
         const std::string spec =
             fmt::format("qaq,window=4,granularity={},formula={},bits={},key_error=0.003,value_error=0.02", g, formula, bits);

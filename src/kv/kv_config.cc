@@ -132,8 +132,10 @@ Status ApplyOption(KvCacheConfig& c, std::string_view key, std::string_view valu
       c.formula = BitsFormula::kPaper;
     } else if (value == "authors") {
       c.formula = BitsFormula::kAuthors;
+    } else if (value == "strict") {
+      c.formula = BitsFormula::kStrict;
     } else {
-      return InvalidArgumentError("--qaq-formula: '{}' is not paper or authors", value);
+      return InvalidArgumentError("--qaq-formula: '{}' is not paper, authors or strict", value);
     }
   } else if (key == "tier") {
     if (value == "ram") {

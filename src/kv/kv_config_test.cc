@@ -94,7 +94,7 @@ TEST(KvConfigTest, ErrorsNameTheProblem) {
   EXPECT_NE(Error("qaq,tier=tape").find("ram, disk or none"), std::string::npos);
   EXPECT_NE(Error("qaq,granularity=block").find("auto, head, layer or token"), std::string::npos);
   EXPECT_NE(Error("qaq,key_bits=9").find("key_bits 9"), std::string::npos);
-  EXPECT_NE(Error("qaq,formula=new").find("paper or authors"), std::string::npos);
+  EXPECT_NE(Error("qaq,formula=new").find("paper, authors or strict"), std::string::npos);
   EXPECT_NE(Error("qaq,window=five").find("not an integer"), std::string::npos);
   EXPECT_NE(Error("uniform:9").find("9 bits"), std::string::npos);
   EXPECT_NE(Error("uniform").find("uniform:B"), std::string::npos);

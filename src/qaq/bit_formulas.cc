@@ -14,6 +14,18 @@ bool FiniteNonNegative(double x) { return std::isfinite(x) && x >= 0.0; }
 
 }  // namespace
 
+BitsFormulaTerms FormulaTerms(BitsFormula formula) {
+  switch (formula) {
+    case BitsFormula::kPaper: break;
+    // The authors' code: max_error = sqrt(12) sigma, B = ceil(log2(range / (2 max_error) + 1)).
+    case BitsFormula::kAuthors: return {2.0 * std::sqrt(12.0), 1.0};
+    // Half a segment <= sigma: range / 2^B <= 2 sigma.
+    case BitsFormula::kStrict: return {2.0, 0.0};
+  }
+  // §3: error uniform in [-Delta, Delta], 2 Delta 2^B = range, std Delta / sqrt(3) <= sigma.
+  return {2.0 * std::sqrt(3.0), 0.0};
+}
+
 double ValueSigma(double target_x, int n_tokens, double attention) {
   // §1: sigma_t^V = sigma_max^X / (sqrt(T) S_t). S_t = 0: the token does not matter at all.
   if (attention <= 0.0) return kInf;
@@ -33,13 +45,8 @@ int BitsForSigma(double range, double sigma, int bits_min, int bits_max, BitsFor
   QAQ_CHECK(bits_min <= bits_max, "bits {}:{}", bits_min, bits_max);
   double bits = -kInf;
   if (range > 0.0 && sigma < kInf) {
-    if (formula == BitsFormula::kPaper) {
-      // §3: error uniform in [-Delta, Delta], 2 Delta 2^B = range, std Delta / sqrt(3).
-      bits = std::ceil(std::log2(range / (2.0 * std::sqrt(3.0) * sigma)));
-    } else {
-      // The authors' code: max_error = sqrt(12) sigma, B = ceil(log2(range / (2 max_error) + 1)).
-      bits = std::ceil(std::log2(range / (2.0 * std::sqrt(12.0) * sigma) + 1.0));
-    }
+    const BitsFormulaTerms terms = FormulaTerms(formula);
+    bits = std::ceil(std::log2(range / (terms.divisor * sigma) + terms.offset));
   }
   if (!(bits > bits_min)) return bits_min;  // also catches -inf
   if (bits >= bits_max) return bits_max;

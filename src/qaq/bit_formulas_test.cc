@@ -38,9 +38,12 @@ TEST(BitFormulasTest, ValueBitsByHand) {
   EXPECT_DOUBLE_EQ(ValueSigma(0.01, 100, 0.05), 0.02);
   EXPECT_EQ(Value(BitsFormula::kPaper, 0.01, 2.0, 100, 0.05), 5);
   EXPECT_EQ(Value(BitsFormula::kAuthors, 0.01, 2.0, 100, 0.05), 4);
+  // strict: 2 / 0.04 = 50, log2 5.64 -> 6 (paper's 28.87 times sqrt3).
+  EXPECT_EQ(Value(BitsFormula::kStrict, 0.01, 2.0, 100, 0.05), 6);
   // sigma = 0.1 / (4 * 0.5) = 0.05. paper: 5.77 -> 2.53 -> 3; authors: 3.89 -> 1.96 -> 2.
   EXPECT_EQ(Value(BitsFormula::kPaper, 0.1, 1.0, 16, 0.5), 3);
   EXPECT_EQ(Value(BitsFormula::kAuthors, 0.1, 1.0, 16, 0.5), 2);
+  EXPECT_EQ(Value(BitsFormula::kStrict, 0.1, 1.0, 16, 0.5), 4);  // 10 -> 3.32 -> 4
   // sigma = 0.002 / (sqrt(50) 0.02) = 0.014142. paper: 61.2 -> 5.94 -> 6; authors 4.98 -> 5.
   EXPECT_EQ(Value(BitsFormula::kPaper, 0.002, 3.0, 50, 0.02), 6);
   EXPECT_EQ(Value(BitsFormula::kAuthors, 0.002, 3.0, 50, 0.02), 5);
@@ -48,6 +51,7 @@ TEST(BitFormulasTest, ValueBitsByHand) {
   // (the "+1" makes 0 bits almost impossible in the authors' formula).
   EXPECT_EQ(Value(BitsFormula::kPaper, 0.2, 0.5, 4, 0.25), 0);
   EXPECT_EQ(Value(BitsFormula::kAuthors, 0.2, 0.5, 4, 0.25), 1);
+  EXPECT_EQ(Value(BitsFormula::kStrict, 0.2, 0.5, 4, 0.25), 0);  // 0.625 -> -0.68 -> 0
   // sigma = 0.001 / sqrt(1000) = 3.16e-5: 16.5 bits needed, clamped to 8 in both.
   EXPECT_EQ(Value(BitsFormula::kPaper, 0.001, 10.0, 1000, 1.0), 8);
   EXPECT_EQ(Value(BitsFormula::kAuthors, 0.001, 10.0, 1000, 1.0), 8);

@@ -68,7 +68,8 @@ Status ApplyKey(KvQuantConfig& c, std::string_view key, std::string_view value) 
   if (key == "formula") {
     if (value == "paper") { c.formula = BitsFormula::kPaper; return OkStatus(); }
     if (value == "authors") { c.formula = BitsFormula::kAuthors; return OkStatus(); }
-    return InvalidArgumentError("formula: '{}' is not paper or authors", value);
+    if (value == "strict") { c.formula = BitsFormula::kStrict; return OkStatus(); }
+    return InvalidArgumentError("formula: '{}' is not paper, authors or strict", value);
   }
   if (key == "codec") {
     if (value == "midpoint") { c.codec = CodecKind::kMidpoint; return OkStatus(); }
@@ -92,7 +93,14 @@ const char* GranularityName(Granularity g) {
   return "?";
 }
 
-const char* BitsFormulaName(BitsFormula f) { return f == BitsFormula::kPaper ? "paper" : "authors"; }
+const char* BitsFormulaName(BitsFormula f) {
+  switch (f) {
+    case BitsFormula::kPaper: break;
+    case BitsFormula::kAuthors: return "authors";
+    case BitsFormula::kStrict: return "strict";
+  }
+  return "paper";
+}
 const char* CodecKindName(CodecKind c) { return c == CodecKind::kMidpoint ? "midpoint" : "authors"; }
 
 Status ValidateKvQuantConfig(const KvQuantConfig& c) {
