@@ -2,8 +2,8 @@
 //
 // Group metadata is stored in 16 bits (QAQ-method.md §8). The codec rounds a group's minimum
 // down and its maximum up, so that every value of the group still lies inside the stored range;
-// the pass-through mode rounds to nearest. Plain bit manipulation: no F16C needed, and the result
-// is the same on every machine.
+// the pass-through mode rounds to nearest. Nearest-even is kernels/half.h's scalar conversion
+// (plain bit manipulation: the same result on every machine); this adds the directed roundings.
 #pragma once
 
 #include <cstdint>
