@@ -34,6 +34,10 @@ namespace internal {
 class Forward;  // src/model/forward.h
 }
 
+// The KV-cache shape a session of `model` needs: context_length positions (0: the model's
+// context length). kInvalidArgument for a context outside 1 .. the model's.
+StatusOr<KvCacheShape> KvCacheShapeFor(const Model& model, int context_length);
+
 struct SessionOptions {
   int n_threads = 1;
   int context_length = 0;      // positions the cache holds; 0: the model's context length

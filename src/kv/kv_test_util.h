@@ -2,15 +2,18 @@
 // dequantize-then-attend reference.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <random>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "qaq/kv_cache.h"
+#include "kv/quantized_cache.h"
 #include "qaq/kv_config.h"
 
 namespace qaq::test {
@@ -31,6 +34,26 @@ inline std::unique_ptr<KvCache> MakeCache(std::string_view spec, const KvCacheSh
   auto cache = MakeKvCache(spec, shape);
   EXPECT_TRUE(cache.ok()) << spec << ": " << cache.status().message();
   return cache.ok() ? std::move(cache).value() : nullptr;
+}
+
+// A quantized cache from a spec (a test failure, and null, when it cannot be made).
+inline std::unique_ptr<internal::QuantizedKvCache> MakeQuantized(const std::string& spec, const KvCacheShape& shape) {
+  auto config = ParseKvCacheSpec(spec);
+  EXPECT_TRUE(config.ok()) << spec << ": " << config.status().message();
+  if (!config.ok()) return nullptr;
+  auto cache = internal::QuantizedKvCache::Create(*config, shape);
+  EXPECT_TRUE(cache.ok()) << spec << ": " << cache.status().message();
+  return cache.ok() ? std::move(cache).value() : nullptr;
+}
+
+// The q-quantile by linear interpolation between order statistics (numpy's default), written
+// out independently of the library's for the tests to check it.
+inline double NumpyQuantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * double(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(pos);
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
 }
 
 // Random keys and values, [token][layer][kv_dim], with a few large values (outlier material)

@@ -18,14 +18,6 @@ using internal::QuantizedKvCache;
 
 constexpr double kRelTolerance = 1e-6;  // float |q|^2 samples against double sums
 
-std::unique_ptr<QuantizedKvCache> Make(const std::string& spec, const KvCacheShape& shape) {
-  auto config = ParseKvCacheSpec(spec);
-  EXPECT_TRUE(config.ok()) << config.status().message();
-  auto cache = QuantizedKvCache::Create(*config, shape);
-  EXPECT_TRUE(cache.ok()) << cache.status().message();
-  return std::move(cache).value();
-}
-
 // A prompt of n tokens through the cache as the engine drives it, with queries whose norms
 // differ per layer, KV head and position. Returns per (layer, KV head) the |q|^2 samples (the
 // maximum over the group's query heads).
@@ -62,22 +54,14 @@ std::vector<std::vector<double>> Prefill(QuantizedKvCache& cache, int n) {
   return samples;
 }
 
-double Quantile09(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const double pos = 0.9 * double(v.size() - 1);
-  const auto lo = std::size_t(pos);
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
-}
-
 TEST(PromptCalibrationTest, DefaultPoolsThePromptsQueries) {
   const KvCacheShape shape = test::SmallShape(16, 96);
-  auto cache = Make("qaq", shape);
+  auto cache = test::MakeQuantized("qaq", shape);
   EXPECT_EQ(cache->calibration(), nullptr);  // nothing measured before the first step
   const auto samples = Prefill(*cache, 40);
   std::vector<double> all;
   for (const auto& v : samples) all.insert(all.end(), v.begin(), v.end());
-  const double expected = Quantile09(all);
+  const double expected = test::NumpyQuantile(all, 0.9);
   ASSERT_NE(cache->calibration(), nullptr);
   EXPECT_EQ(cache->planner().calibration(), cache->calibration());
   EXPECT_EQ(cache->calibration_positions(), 40);
@@ -91,12 +75,12 @@ TEST(PromptCalibrationTest, DefaultPoolsThePromptsQueries) {
 
 TEST(PromptCalibrationTest, PromptHeadsKeepsOneValuePerLayerAndKvHead) {
   const KvCacheShape shape = test::SmallShape(16, 96);
-  auto cache = Make("qaq,calib=prompt-heads", shape);
+  auto cache = test::MakeQuantized("qaq,calib=prompt-heads", shape);
   const auto samples = Prefill(*cache, 40);
   ASSERT_NE(cache->calibration(), nullptr);
   for (int l = 0; l < shape.n_layers; ++l) {
     for (int h = 0; h < shape.n_kv_heads; ++h) {
-      const double expected = Quantile09(samples[std::size_t(l * shape.n_kv_heads + h)]);
+      const double expected = test::NumpyQuantile(samples[std::size_t(l * shape.n_kv_heads + h)], 0.9);
       EXPECT_NEAR(cache->calibration()->QNormSq(l, h), expected, kRelTolerance * expected) << l << " " << h;
     }
   }
@@ -106,13 +90,13 @@ TEST(PromptCalibrationTest, TheMeasuredValueDecidesTheKeyWidths) {
   // The same widths as a calibration file holding the measured values, and other widths than
   // the authors' constant.
   const KvCacheShape shape = test::SmallShape(16, 96);
-  auto measured = Make("qaq,keys=token,calib=prompt-heads", shape);
+  auto measured = test::MakeQuantized("qaq,keys=token,calib=prompt-heads", shape);
   Prefill(*measured, 40);
   const std::string path = test::ScratchDir("prompt_calibration") + "/calib.json";
   ASSERT_TRUE(measured->calibration()->Save(path).ok());
-  auto from_file = Make("qaq,keys=token,calib=" + path, shape);
+  auto from_file = test::MakeQuantized("qaq,keys=token,calib=" + path, shape);
   Prefill(*from_file, 40);
-  auto constant = Make("qaq,keys=token,calib=constant", shape);
+  auto constant = test::MakeQuantized("qaq,keys=token,calib=constant", shape);
   Prefill(*constant, 40);
   EXPECT_EQ(constant->calibration(), nullptr);
   auto key_bits = [](const QuantizedKvCache& c) {
@@ -131,7 +115,7 @@ TEST(PromptCalibrationTest, TheMeasuredValueDecidesTheKeyWidths) {
 
 TEST(PromptCalibrationTest, ShortPromptsAreMeasuredAgainAtEachStepAndANewSequenceStartsOver) {
   const KvCacheShape shape = test::SmallShape(16, 96);
-  auto cache = Make("qaq", shape);
+  auto cache = test::MakeQuantized("qaq", shape);
   Prefill(*cache, 3);
   EXPECT_EQ(cache->calibration_positions(), 3);
   const double first = cache->calibration()->QNormSq(0, 0);
@@ -153,7 +137,7 @@ TEST(PromptCalibrationTest, ShortPromptsAreMeasuredAgainAtEachStepAndANewSequenc
 
 TEST(PromptCalibrationTest, ZeroQueriesFallBackToTheConstantAndSaySo) {
   const KvCacheShape shape = test::SmallShape(16, 96);
-  auto cache = Make("qaq", shape);
+  auto cache = test::MakeQuantized("qaq", shape);
   test::RandomKv kv(shape, 4, 3);
   for (int t = 0; t < 4; ++t) {
     for (int l = 0; l < shape.n_layers; ++l) cache->Append(l, t, kv.k[std::size_t(t)][std::size_t(l)], kv.v[std::size_t(t)][std::size_t(l)]);

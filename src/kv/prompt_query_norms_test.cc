@@ -6,20 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include "kv/kv_test_util.h"
+
 namespace qaq::internal {
 namespace {
 
 // Quantiles are taken of float samples in double: only the float rounding of each |q|^2 differs
 // from an exact computation.
 constexpr double kRelTolerance = 1e-6;
-
-double Quantile09(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const double pos = 0.9 * double(v.size() - 1);
-  const auto lo = std::size_t(pos);
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - double(lo));
-}
 
 // q for (layer, kv_head, pos, query head j): distinct norms everywhere.
 std::vector<float> Query(int layer, int kv_head, int pos, int j) {
@@ -56,13 +50,13 @@ TEST(PromptQueryNormsTest, PerHeadAndPooledQuantilesOfTheMaximumOverQueryHeads) 
   ASSERT_TRUE(heads.ok()) << heads.status().message();
   for (int l = 0; l < layers; ++l) {
     for (int h = 0; h < kv_heads; ++h) {
-      const double expected = Quantile09(per[std::size_t(l * kv_heads + h)]);
+      const double expected = test::NumpyQuantile(per[std::size_t(l * kv_heads + h)], 0.9);
       EXPECT_NEAR(heads->QNormSq(l, h), expected, kRelTolerance * expected) << l << " " << h;
     }
   }
   auto pooled = norms.Calibrate(positions, false);
   ASSERT_TRUE(pooled.ok());
-  const double expected = Quantile09(all);
+  const double expected = test::NumpyQuantile(all, 0.9);
   for (int l = 0; l < layers; ++l) {
     for (int h = 0; h < kv_heads; ++h) EXPECT_NEAR(pooled->QNormSq(l, h), expected, kRelTolerance * expected);
   }

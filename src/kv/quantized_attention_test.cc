@@ -124,14 +124,6 @@ void ExpectAttentionMatchesDecoded(const QuantizedKvCache& cache, const std::str
   }
 }
 
-std::unique_ptr<QuantizedKvCache> MakeQuantized(const std::string& spec, const KvCacheShape& shape) {
-  auto config = ParseKvCacheSpec(spec);
-  EXPECT_TRUE(config.ok()) << spec << ": " << config.status().message();
-  auto cache = QuantizedKvCache::Create(*config, shape);
-  EXPECT_TRUE(cache.ok()) << spec << ": " << cache.status().message();
-  return std::move(cache).value();
-}
-
 TEST(QuantizedAttentionTest, EveryWidthLayoutAndOutlierSettingMatchesDequantizedAttention) {
   const KvCacheShape shape = test::SmallShape(/*head_dim=*/16, /*max_tokens=*/96);
   const test::RandomKv kv(shape, 70, 5);
@@ -141,7 +133,7 @@ TEST(QuantizedAttentionTest, EveryWidthLayoutAndOutlierSettingMatchesDequantized
       for (const bool prerope : {false, true}) {
         for (const double alpha : {0.0, 0.2}) {
           const std::string spec = fmt::format("uniform:{},keys={},outliers={}{}", bits, keys, alpha, prerope ? ",prerope" : "");
-          auto cache = MakeQuantized(spec, shape);
+          auto cache = test::MakeQuantized(spec, shape);
           // A prompt of 50 tokens, then single steps: quantized groups, fp16 tails and new tokens mix.
           kv.AppendTo(*cache, 0, 50);
           for (int t = 50; t < 53; ++t) kv.AppendTo(*cache, t, t + 1);
@@ -162,7 +154,7 @@ TEST(QuantizedAttentionTest, MixedWidthsAndCoarseGranularity) {
     for (const bool prerope : {false, true}) {
       const std::string spec = fmt::format("qaq,granularity={},outliers=0.05,bits=1:6,key_error=0.5{}", g,
                                            prerope ? ",prerope" : "");
-      auto cache = MakeQuantized(spec, shape);
+      auto cache = test::MakeQuantized(spec, shape);
       for (int l = 0; l < shape.n_layers; ++l) {
         for (int t = 0; t < 40; ++t) cache->Append(l, t, kv.k[static_cast<std::size_t>(t)][static_cast<std::size_t>(l)], kv.v[static_cast<std::size_t>(t)][static_cast<std::size_t>(l)]);
       }

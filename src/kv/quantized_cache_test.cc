@@ -17,14 +17,6 @@ namespace {
 using internal::GroupRecord;
 using internal::QuantizedKvCache;
 
-std::unique_ptr<QuantizedKvCache> MakeQuantized(const std::string& spec, const KvCacheShape& shape) {
-  auto config = ParseKvCacheSpec(spec);
-  EXPECT_TRUE(config.ok()) << spec << ": " << config.status().message();
-  auto cache = QuantizedKvCache::Create(*config, shape);
-  EXPECT_TRUE(cache.ok()) << spec << ": " << cache.status().message();
-  return std::move(cache).value();
-}
-
 // The bytes a cache must report, computed from its group table alone (QAQ-method.md §8).
 KvMemory CountFromTable(const QuantizedKvCache& cache) {
   const KvCacheShape& s = cache.shape();
@@ -66,7 +58,7 @@ TEST(QuantizedCacheTest, ReportedBytesEqualACountFromTheTokenTables) {
        {"uniform:4", "uniform:3/5,outliers=0.1", "uniform:2,keys=channel:16", "kivi:2", "kivi:4,residual=8",
         "qaq", "qaq,granularity=layer,bits=0:6", "qaq,granularity=token,outliers=0.05",
         "qaq,keys=channel:8,prerope", "qaq,bits=16:16,outliers=0"}) {
-    auto cache = MakeQuantized(spec, shape);
+    auto cache = test::MakeQuantized(spec, shape);
     kv.AppendTo(*cache, 0, 40);
     for (int t = 40; t < 45; ++t) kv.AppendTo(*cache, t, t + 1);
     const KvMemory got = cache->Memory(), want = CountFromTable(*cache);
@@ -84,7 +76,7 @@ TEST(QuantizedCacheTest, ReportedBytesEqualACountFromTheTokenTables) {
 TEST(QuantizedCacheTest, UniformWidthsAndRatio) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 32, 12);
-  auto cache = MakeQuantized("uniform:4/2", shape);
+  auto cache = test::MakeQuantized("uniform:4/2", shape);
   kv.AppendTo(*cache, 0, 32);
   for (const GroupRecord& g : cache->Groups()) EXPECT_EQ(g.bits, g.kind == KvKind::kKey ? 4 : 2);
   // Per group of 16 values: keys 8 + 4 + 2 bytes, values 4 + 4 + 2, against 32 + 32 in fp16.
@@ -125,7 +117,7 @@ std::map<std::pair<int, int>, int> ValueBits(const QuantizedKvCache& cache) {
 TEST(QuantizedCacheTest, RisingAttentionRaisesBitsFromTheFullPrecisionTier) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 40, 13);
-  auto cache = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,outliers=0,value_error=0.05", shape);
+  auto cache = test::MakeQuantized("qaq,granularity=head,window=2,bits=1:8,outliers=0,value_error=0.05", shape);
   Driver driver(*cache, kv);
   // Token 3 is ignored for a while: its value bits fall to the minimum.
   for (int t = 0; t < 20; ++t) driver.Step(t, 0, 0.9f);
@@ -158,7 +150,7 @@ TEST(QuantizedCacheTest, RisingAttentionRaisesBitsFromTheFullPrecisionTier) {
 TEST(QuantizedCacheTest, WithoutATierBitsNeverRise) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 40, 14);
-  auto cache = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,outliers=0,value_error=0.05,tier=none", shape);
+  auto cache = test::MakeQuantized("qaq,granularity=head,window=2,bits=1:8,outliers=0,value_error=0.05,tier=none", shape);
   EXPECT_EQ(cache->Memory().full_precision_bytes, 0u);
   Driver driver(*cache, kv);
   std::map<std::pair<int, int>, int> previous;
@@ -181,8 +173,8 @@ TEST(QuantizedCacheTest, WithoutATierBitsNeverRise) {
 TEST(QuantizedCacheTest, DiskTierBehavesAsRam) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 30, 15);
-  auto ram = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,value_error=0.05", shape);
-  auto disk = MakeQuantized("qaq,granularity=head,window=2,bits=1:8,value_error=0.05,tier=disk", shape);
+  auto ram = test::MakeQuantized("qaq,granularity=head,window=2,bits=1:8,value_error=0.05", shape);
+  auto disk = test::MakeQuantized("qaq,granularity=head,window=2,bits=1:8,value_error=0.05,tier=disk", shape);
   Driver a(*ram, kv), b(*disk, kv);
   for (int t = 0; t < 30; ++t) {
     a.Step(t, t < 20 ? 0 : 3, 0.9f);
@@ -254,7 +246,7 @@ TEST(QuantizedCacheTest, TruncateForgetsTokensAndStartsAgain) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   const test::RandomKv kv(shape, 60, 17);
   for (const std::string spec : {"uniform:3,keys=channel:8", "qaq,keys=channel:8,prerope", "qaq,granularity=layer"}) {
-    auto cache = MakeQuantized(spec, shape);
+    auto cache = test::MakeQuantized(spec, shape);
     kv.AppendTo(*cache, 0, 45);
     cache->Truncate(21);  // cuts a channel block
     EXPECT_EQ(cache->n_tokens(), 21);
@@ -262,7 +254,7 @@ TEST(QuantizedCacheTest, TruncateForgetsTokensAndStartsAgain) {
     kv.AppendTo(*cache, 21, 30);
     EXPECT_EQ(cache->n_tokens(), 30);
     // The same as a cache that saw tokens 0..29 in two steps (0..20 quantized, then 21..29):
-    auto fresh = MakeQuantized(spec, shape);
+    auto fresh = test::MakeQuantized(spec, shape);
     kv.AppendTo(*fresh, 0, 21);
     kv.AppendTo(*fresh, 21, 30);
     EXPECT_EQ(cache->Memory().cache_bytes(), fresh->Memory().cache_bytes()) << spec;
@@ -280,7 +272,7 @@ TEST(QuantizedCacheTest, BudgetModeReachesTheRatioOnThePrompt) {
   for (const double ratio : {2.5, 3.2}) {
     for (const std::string layout : {"token", "channel:16"}) {
       const std::string spec = fmt::format("qaq,ratio={},keys={},outliers=0", ratio, layout);
-      auto cache = MakeQuantized(spec, shape);
+      auto cache = test::MakeQuantized(spec, shape);
       // A prompt with attention rows, as prefill reports them.
       for (int l = 0; l < shape.n_layers; ++l) {
         for (int t = 0; t < 128; ++t) cache->Append(l, t, kv.k[static_cast<std::size_t>(t)][static_cast<std::size_t>(l)], kv.v[static_cast<std::size_t>(t)][static_cast<std::size_t>(l)]);
@@ -301,7 +293,7 @@ TEST(QuantizedCacheTest, BudgetModeReachesTheRatioOnThePrompt) {
     }
   }
   // Out of reach: fp16 tails and metadata alone exceed 1/40 of fp16.
-  auto cache = MakeQuantized("qaq,ratio=40", shape);
+  auto cache = test::MakeQuantized("qaq,ratio=40", shape);
   kv.AppendTo(*cache, 0, 64);
   EXPECT_FALSE(cache->budget().reachable);
   EXPECT_NE(cache->Summary().find("out of reach"), std::string::npos);
@@ -312,7 +304,7 @@ TEST(QuantizedCacheTest, BudgetModeSolvesAgainAsTheCacheDoubles) {
   // after each solve the cache is at the requested ratio.
   const KvCacheShape shape = test::SmallShape(16, 160);
   const test::RandomKv kv(shape, 128, 19);
-  auto cache = MakeQuantized("qaq,ratio=3,keys=token,outliers=0", shape);
+  auto cache = test::MakeQuantized("qaq,ratio=3,keys=token,outliers=0", shape);
   Driver driver(*cache, kv);
   for (int t = 0; t < 128; ++t) {
     driver.Step(t, 0, 0.5f);
@@ -328,7 +320,7 @@ TEST(QuantizedCacheTest, BudgetModeSolvesAgainAsTheCacheDoubles) {
 
 TEST(QuantizedCacheTest, SaturatesValuesBeyondFp16) {
   const KvCacheShape shape = test::SmallShape(16, 8);
-  auto cache = MakeQuantized("qaq,outliers=0.1", shape);
+  auto cache = test::MakeQuantized("qaq,outliers=0.1", shape);
   std::vector<float> k(32, 1.0f), v(32, 0.5f);
   k[3] = std::numeric_limits<float>::infinity();
   v[5] = std::nanf("");

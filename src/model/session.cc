@@ -4,15 +4,12 @@
 
 namespace qaq {
 
-StatusOr<Session> Session::Create(const Model& model, const SessionOptions& options) {
+StatusOr<KvCacheShape> KvCacheShapeFor(const Model& model, int context_length) {
   const ModelConfig& c = model.config();
-  if (options.n_threads < 1) {
-    return InvalidArgumentError("thread count {} must be at least 1", options.n_threads);
-  }
-  const int context = options.context_length == 0 ? c.context_length : options.context_length;
+  const int context = context_length == 0 ? c.context_length : context_length;
   if (context < 1 || context > c.context_length) {
-    return InvalidArgumentError("context length {} must be between 1 and the model's {}",
-                                options.context_length, c.context_length);
+    return InvalidArgumentError("context length {} must be between 1 and the model's {}", context_length,
+                                c.context_length);
   }
   KvCacheShape shape;
   shape.n_layers = c.n_layers;
@@ -22,6 +19,14 @@ StatusOr<Session> Session::Create(const Model& model, const SessionOptions& opti
   shape.n_heads = c.n_heads;
   shape.rope_theta = c.rope_theta;
   shape.rope_dim = c.rope_dim;
+  return shape;
+}
+
+StatusOr<Session> Session::Create(const Model& model, const SessionOptions& options) {
+  if (options.n_threads < 1) {
+    return InvalidArgumentError("thread count {} must be at least 1", options.n_threads);
+  }
+  QAQ_ASSIGN_OR_RETURN(const KvCacheShape shape, KvCacheShapeFor(model, options.context_length));
   QAQ_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, MakeKvCache(options.kv_cache, shape));
   return Create(model, std::move(cache), options.n_threads);
 }

@@ -63,12 +63,13 @@ std::vector<std::vector<float>> Groups(std::mt19937& rng, bool adversarial) {
   return groups;
 }
 
-// What every group gets, adversarial ones included, whenever B is not clamped: the segment width
-// s meets s <= 2 sqrt3 sigma, every error is at most s / 2, so the RMS error is at most
-// sqrt3 sigma. (Not sigma: see ErrorCanExceedSigmaOnAGroup.)
-TEST(ErrorTargetPropertyTest, GuaranteedBoundOnEveryGroup) {
-  std::mt19937 rng(21);
+// Runs `check(x, q, sigma, bits)` on random and adversarial groups (with and without outliers)
+// and random targets sigma, wherever `formula`'s width is not clamped; returns how many ran.
+template <class Check>
+int ForUnclampedGroups(std::uint32_t seed, BitsFormula formula, Check check) {
+  std::mt19937 rng(seed);
   std::uniform_real_distribution<double> log_ratio(-7.5, 0.5);
+  const BitsFormulaTerms terms = FormulaTerms(formula);
   int checked = 0;
   for (double alpha : {0.0, 0.02}) {
     for (const auto& x : Groups(rng, /*adversarial=*/true)) {
@@ -77,21 +78,32 @@ TEST(ErrorTargetPropertyTest, GuaranteedBoundOnEveryGroup) {
       if (range == 0.0) continue;
       for (int k = 0; k < 8; ++k) {
         const double sigma = range * std::exp2(log_ratio(rng));
-        const double unclamped = std::ceil(std::log2(range / (2.0 * std::sqrt(3.0) * sigma)));
+        const double unclamped = std::ceil(std::log2(range / (terms.divisor * sigma) + terms.offset));
         if (unclamped < 0 || unclamped > kMaxCodeBits) continue;
-        const int bits = BitsForSigma(range, sigma, 0, kMaxCodeBits, BitsFormula::kPaper);
-        ASSERT_EQ(bits, static_cast<int>(unclamped));
-        const PackedGroup g = q.Pack(x, bits);
-        const double s = AffineFromMeta(g.meta, bits).scale;
-        ASSERT_LE(s, 2.0 * std::sqrt(3.0) * sigma * (1.0 + 1e-6));
-        // The error of outliers is 0; measure over all values.
-        const ErrorStats e = Measure(x, g);
-        ASSERT_LE(e.max_abs, 0.5 * s * (1.0 + 1e-5) + 1e-7) << "n " << x.size() << " bits " << bits;
-        ASSERT_LE(e.rms, std::sqrt(3.0) * sigma * (1.0 + 1e-5)) << "n " << x.size() << " bits " << bits;
+        const int bits = BitsForSigma(range, sigma, 0, kMaxCodeBits, formula);
+        EXPECT_EQ(bits, static_cast<int>(unclamped));
+        check(x, q, sigma, bits);
         ++checked;
       }
     }
   }
+  return checked;
+}
+
+// What every group gets, adversarial ones included, whenever B is not clamped: the segment width
+// s meets s <= 2 sqrt3 sigma, every error is at most s / 2, so the RMS error is at most
+// sqrt3 sigma. (Not sigma: see ErrorCanExceedSigmaOnAGroup.)
+TEST(ErrorTargetPropertyTest, GuaranteedBoundOnEveryGroup) {
+  const int checked = ForUnclampedGroups(21, BitsFormula::kPaper, [](const std::vector<float>& x, GroupQuantizer& q,
+                                                                     double sigma, int bits) {
+    const PackedGroup g = q.Pack(x, bits);
+    const double s = AffineFromMeta(g.meta, bits).scale;
+    ASSERT_LE(s, 2.0 * std::sqrt(3.0) * sigma * (1.0 + 1e-6));
+    // The error of outliers is 0; measure over all values.
+    const ErrorStats e = Measure(x, g);
+    ASSERT_LE(e.max_abs, 0.5 * s * (1.0 + 1e-5) + 1e-7) << "n " << x.size() << " bits " << bits;
+    ASSERT_LE(e.rms, std::sqrt(3.0) * sigma * (1.0 + 1e-5)) << "n " << x.size() << " bits " << bits;
+  });
   EXPECT_GT(checked, 2000);
 }
 
@@ -99,27 +111,12 @@ TEST(ErrorTargetPropertyTest, GuaranteedBoundOnEveryGroup) {
 // included) whenever B is not clamped: the error's standard deviation (and RMS, and every single
 // error) is at most sigma.
 TEST(ErrorTargetPropertyTest, StrictFormulaMeetsSigmaOnEveryGroup) {
-  std::mt19937 rng(22);
-  std::uniform_real_distribution<double> log_ratio(-7.5, 0.5);
-  int checked = 0;
-  for (double alpha : {0.0, 0.02}) {
-    for (const auto& x : Groups(rng, /*adversarial=*/true)) {
-      GroupQuantizer q(alpha);
-      const double range = q.Analyze(x).range();
-      if (range == 0.0) continue;
-      for (int k = 0; k < 8; ++k) {
-        const double sigma = range * std::exp2(log_ratio(rng));
-        const double unclamped = std::ceil(std::log2(range / (2.0 * sigma)));
-        if (unclamped < 0 || unclamped > kMaxCodeBits) continue;
-        const int bits = BitsForSigma(range, sigma, 0, kMaxCodeBits, BitsFormula::kStrict);
-        ASSERT_EQ(bits, static_cast<int>(unclamped));
-        const ErrorStats e = Measure(x, q.Pack(x, bits));
-        ASSERT_LE(e.max_abs, sigma * (1.0 + 1e-5)) << "n " << x.size() << " bits " << bits;
-        ASSERT_LE(e.stddev, sigma * (1.0 + 1e-5)) << "n " << x.size() << " bits " << bits;
-        ++checked;
-      }
-    }
-  }
+  const int checked = ForUnclampedGroups(22, BitsFormula::kStrict, [](const std::vector<float>& x, GroupQuantizer& q,
+                                                                      double sigma, int bits) {
+    const ErrorStats e = Measure(x, q.Pack(x, bits));
+    ASSERT_LE(e.max_abs, sigma * (1.0 + 1e-5)) << "n " << x.size() << " bits " << bits;
+    ASSERT_LE(e.stddev, sigma * (1.0 + 1e-5)) << "n " << x.size() << " bits " << bits;
+  });
   EXPECT_GT(checked, 2000);
   // The counterexample of ErrorCanExceedSigmaOnAGroup gets one bit more and meets sigma.
   const std::vector<float> x = {0, 0, 0, 0, 0, 0, 0, 1};

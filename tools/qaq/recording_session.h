@@ -20,20 +20,7 @@ struct RecordingSession {
 
 inline StatusOr<RecordingSession> MakeRecordingSession(const Model& model, const EngineFlags& flags,
                                                        RecordOptions options) {
-  const ModelConfig& c = model.config();
-  const int context = flags.context_length == 0 ? c.context_length : flags.context_length;
-  if (context < 1 || context > c.context_length) {
-    return InvalidArgumentError("context length {} must be between 1 and the model's {}", flags.context_length,
-                                c.context_length);
-  }
-  KvCacheShape shape;
-  shape.n_layers = c.n_layers;
-  shape.n_kv_heads = c.n_kv_heads;
-  shape.head_dim = c.head_dim;
-  shape.max_tokens = context;
-  shape.n_heads = c.n_heads;
-  shape.rope_theta = c.rope_theta;
-  shape.rope_dim = c.rope_dim;
+  QAQ_ASSIGN_OR_RETURN(const KvCacheShape shape, KvCacheShapeFor(model, flags.context_length));
   QAQ_ASSIGN_OR_RETURN(std::unique_ptr<RecordingCache> cache, RecordingCache::Create(flags.kv_cache, shape, options));
   RecordingCache* recorder = cache.get();
   QAQ_ASSIGN_OR_RETURN(Session session, Session::Create(model, std::move(cache), flags.n_threads));
