@@ -198,6 +198,7 @@ void ChannelKeys::FormBlock(int layer, int kv_head, int bits, std::span<const fl
   Encode(bits, rows, slot.metas.data() + slot.metas.size() - std::size_t(shape_.head_dim));
   slot.codes.insert(slot.codes.end(), block_codes_.begin(), block_codes_.end());
   slot.bits.push_back(std::uint8_t(bits));
+  slot.ranges.push_back(MetaRange(slot.metas.data() + slot.metas.size() - std::size_t(shape_.head_dim)));
   // Shift the rest of the tail down by one block (its rotated fp16 keys are kept as they are).
   const int head_dim = shape_.head_dim;
   for (int i = block_; i < slot.tail_tokens; ++i) {
@@ -218,6 +219,13 @@ void ChannelKeys::Requantize(int layer, int kv_head, int b, int bits, std::span<
   slot.codes.erase(slot.codes.begin() + offset, slot.codes.begin() + old_end);
   slot.codes.insert(slot.codes.begin() + offset, block_codes_.begin(), block_codes_.end());
   slot.bits[std::size_t(b)] = std::uint8_t(bits);
+  slot.ranges[std::size_t(b)] = MetaRange(slot.metas.data() + std::size_t(b) * std::size_t(shape_.head_dim));
+}
+
+float ChannelKeys::MetaRange(const GroupMeta* metas) const {
+  float range = 0.0f;
+  for (int d = 0; d < shape_.head_dim; ++d) range = std::max(range, Fp16ToFloat(metas[d].max_fp16) - Fp16ToFloat(metas[d].min_fp16));
+  return range;
 }
 
 void ChannelKeys::Truncate(int n) {
@@ -240,6 +248,7 @@ void ChannelKeys::Truncate(int n) {
       slot.codes.resize(BlockOffset(slot, keep));
       slot.metas.resize(std::size_t(keep) * std::size_t(head_dim));
       slot.bits.resize(std::size_t(keep));
+      slot.ranges.resize(std::size_t(keep));
       slot.tail_tokens = n - keep * block_;
       slot.tail.assign(TailElements(slot.tail_tokens, head_dim), 0);
       for (int i = 0; i < slot.tail_tokens; ++i) {

@@ -43,6 +43,12 @@ class ChannelKeys {
   // Tokens in the tail (first one: n_blocks * block).
   int tail_size(int layer, int kv_head) const { return slots_[Slot(layer, kv_head)].tail_tokens; }
 
+  // The largest channel range of block b's stored (fp16) metadata: the key formula's range. Kept
+  // per block, since the per-step update asks for every block's.
+  float block_range(int layer, int kv_head, int b) const {
+    return slots_[Slot(layer, kv_head)].ranges[std::size_t(b)];
+  }
+
   // Tail token i (0-based in the tail), decoded into the quantization space (before RoPE when
   // prerope).
   void ReadTail(int layer, int kv_head, int i, float* out) const;
@@ -74,6 +80,7 @@ class ChannelKeys {
     std::vector<std::uint8_t> bits;    // [block]
     std::vector<std::uint8_t> codes;   // every block's rows
     std::vector<GroupMeta> metas;      // [block][head_dim]
+    std::vector<float> ranges;         // [block] largest channel range of the stored metas
     std::vector<std::uint16_t> tail;   // fp16, blocked layout of kernels/attention.h
     int tail_tokens = 0;
   };
@@ -85,6 +92,7 @@ class ChannelKeys {
   // Quantizes rows ([block][head_dim]) into codes_ (the block's rows) and metas.
   void Encode(int bits, std::span<const float> rows, GroupMeta* metas);
   void SetTail(HeadSlot& slot, int i, const float* rotated);
+  float MetaRange(const GroupMeta* metas) const;
 
   KvCacheShape shape_;
   int block_;

@@ -3,9 +3,7 @@
 #include <algorithm>
 
 #include "core/check.h"
-#include "kernels/half.h"
 #include "kv/quantized_cache.h"
-#include "quant/fp16.h"
 
 namespace qaq::internal {
 
@@ -59,7 +57,6 @@ void QuantizedKvCache::UpdateTokenRows(TokenRows& rows) {
   const int n = n_tokens();
   const KvKind kind = rows.kind();
   const AttentionWindow* window = window_ ? &*window_ : nullptr;
-  std::vector<float> halves;
   std::array<std::vector<Move>, kMaxCodeBits + 1> moves;
   for (int unit = 0; unit < rows.n_units(); ++unit) {
     planner_.BeginUnit(kind, unit);
@@ -69,11 +66,10 @@ void QuantizedKvCache::UpdateTokenRows(TokenRows& rows) {
       const WidthArena* arena = rows.arena(unit, bits);
       if (arena == nullptr || arena->size() == 0) continue;
       const std::size_t size = arena->size();
-      halves.resize(2 * size);
-      HalfToFloat(reinterpret_cast<const std::uint16_t*>(arena->metas()), halves.data(), 2 * size);
+      const float* ranges = arena->ranges();
       for (std::size_t s = 0; s < size; ++s) {
         const std::uint32_t token = arena->token(s);
-        int to = planner_.UnitTokenBits(int(token), double(halves[2 * s + 1] - halves[2 * s]), bits, tier_ != nullptr);
+        int to = planner_.UnitTokenBits(int(token), double(ranges[s]), bits, tier_ != nullptr);
         if (!tier_) to = std::min(to, bits);  // §6: without a full-precision copy bits only fall
         if (to != bits) moves[std::size_t(bits)].push_back({s, token, to});
       }
@@ -133,15 +129,13 @@ void QuantizedKvCache::BlockSource(int layer, int kv_head, int first_token, bool
 
 void QuantizedKvCache::UpdateChannelKeys() {
   ChannelKeys& keys = *channel_keys_;
-  const int n = n_tokens(), block = keys.block(), head_dim = shape_.head_dim;
+  const int n = n_tokens(), block = keys.block();
   const bool adaptive = config_.backend == KvBackendKind::kQaq;
   for (int l = 0; l < shape_.n_layers; ++l) {
     for (int h = 0; h < shape_.n_kv_heads; ++h) {
       // Complete blocks: §2 bits fall as T grows (qaq only; the baselines' widths are fixed).
       for (int b = 0; adaptive && b < keys.n_blocks(l, h); ++b) {
-        const GroupMeta* metas = keys.block_metas(l, h, b);
-        float range = 0.0f;
-        for (int d = 0; d < head_dim; ++d) range = std::max(range, Fp16ToFloat(metas[d].max_fp16) - Fp16ToFloat(metas[d].min_fp16));
+        const float range = keys.block_range(l, h, b);
         const int from = keys.block_bits(l, h, b);
         int to = planner_.BlockBits(l, h, b * block, n, range);
         if (!tier_) to = std::min(to, from);

@@ -266,7 +266,7 @@ void TokenRows::StoreGroup(int unit, std::uint32_t token, int bits, std::span<co
   for (int p = 0; p < planes_; ++p) {
     std::memcpy(arena.Row(p, slot), codes_scratch_.data() + std::size_t(p) * arena.row_bytes(), arena.row_bytes());
   }
-  arena.meta(slot) = quantizer.analysis().meta;
+  arena.SetMeta(slot, quantizer.analysis().meta);
   arena.SetOutliers(slot, quantizer.analysis().outliers);
 }
 

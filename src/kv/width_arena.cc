@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/attention.h"
+#include "quant/fp16.h"
 
 namespace qaq::internal {
 
@@ -26,6 +27,11 @@ std::size_t WidthArena::PlaneBytesFor(std::size_t slots) const {
   return slots * row_bytes_;
 }
 
+void WidthArena::SetMeta(std::size_t slot, GroupMeta meta) {
+  metas_[slot] = meta;
+  ranges_[slot] = Fp16ToFloat(meta.max_fp16) - Fp16ToFloat(meta.min_fp16);
+}
+
 std::size_t WidthArena::Add(std::uint32_t token) {
   const std::size_t slot = size();
   tokens_.PushBack(token);
@@ -33,6 +39,7 @@ std::size_t WidthArena::Add(std::uint32_t token) {
   for (auto& plane : planes_) plane.resize(plane_bytes);
   if (bits_ != kPassThroughBits) {
     metas_.emplace_back();
+    ranges_.push_back(0.0f);
     const std::size_t k = std::size_t(geometry_.outliers_per_group);
     outlier_index_.Resize((slot + 1) * k);
     outlier_value_.resize((slot + 1) * k);
@@ -53,6 +60,7 @@ void WidthArena::SwapRemove(std::size_t slot) {
     }
     if (bits_ != kPassThroughBits) {
       metas_[slot] = metas_[last];
+      ranges_[slot] = ranges_[last];
       const std::size_t k = std::size_t(geometry_.outliers_per_group);
       for (std::size_t j = 0; j < k; ++j) {
         outlier_index_.Set(slot * k + j, outlier_index_[last * k + j]);
@@ -65,6 +73,7 @@ void WidthArena::SwapRemove(std::size_t slot) {
   for (auto& plane : planes_) plane.resize(plane_bytes);
   if (bits_ != kPassThroughBits) {
     metas_.pop_back();
+    ranges_.pop_back();
     const std::size_t k = std::size_t(geometry_.outliers_per_group);
     outlier_index_.Resize(last * k);
     outlier_value_.resize(last * k);
@@ -75,6 +84,7 @@ void WidthArena::Clear() {
   tokens_.Clear();
   for (auto& plane : planes_) plane.clear();
   metas_.clear();
+  ranges_.clear();
   outlier_index_.Clear();
   outlier_value_.clear();
 }

@@ -63,8 +63,11 @@ class WidthArena {
   }
 
   const GroupMeta* metas() const { return metas_.data(); }
-  GroupMeta& meta(std::size_t slot) { return metas_[slot]; }
   GroupMeta meta(std::size_t slot) const { return metas_[slot]; }
+  void SetMeta(std::size_t slot, GroupMeta meta);
+  // max - min of each slot's stored metadata (the bit formulas' range), kept beside the metas
+  // so that the per-step update reads floats instead of converting every group's fp16 pair.
+  const float* ranges() const { return ranges_.data(); }
   // Outlier j of a slot (widths 0..8): position inside the group and exact value.
   std::uint32_t outlier_index(std::size_t slot, int j) const {
     return outlier_index_[slot * std::size_t(geometry_.outliers_per_group) + std::size_t(j)];
@@ -93,6 +96,7 @@ class WidthArena {
   IndexVector tokens_;                              // [slot] token number
   std::vector<std::vector<std::uint8_t>> planes_;   // [plane][slot * row_bytes] (blocked: whole blocks)
   std::vector<GroupMeta> metas_;                    // [slot], widths 0..8
+  std::vector<float> ranges_;                       // [slot], widths 0..8
   IndexVector outlier_index_;                       // [slot][outliers_per_group]
   std::vector<float> outlier_value_;                // [slot][outliers_per_group]
 };
