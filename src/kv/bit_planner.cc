@@ -113,22 +113,52 @@ void BitPlanner::BeginUnit(KvKind kind, int unit) {
   // (§5) over the unit's (layer, KV head) pairs.
   unit_scale_ = std::sqrt(n) / (divisor * value_error_);
   const std::size_t tokens = std::size_t(step_tokens_);
-  unit_max_.assign(tokens, 0.0f);
-  unit_young_.assign(tokens, 0);
-  head_max_.resize(tokens);
-  head_young_.resize(tokens);
+  unit_max_.resize(tokens);
+  unit_young_.resize(tokens);
   const int heads = shape_.n_kv_heads;
   const int first = config_.granularity == Granularity::kToken ? 0 : (config_.granularity == Granularity::kLayer ? unit * heads : unit);
   const int count = config_.granularity == Granularity::kToken ? shape_.n_layers * heads
                                                                : (config_.granularity == Granularity::kLayer ? heads : 1);
-  for (int pair = first; pair < first + count; ++pair) {
+  // The first pair's maxima go straight into the unit's (the only ones at head granularity).
+  step_window_->MaxRow(first / heads, first % heads, unit_max_, unit_young_);
+  head_max_.resize(tokens);
+  head_young_.resize(tokens);
+  for (int pair = first + 1; pair < first + count; ++pair) {
     step_window_->MaxRow(pair / heads, pair % heads, head_max_, head_young_);
     for (std::size_t t = 0; t < tokens; ++t) {
       unit_max_[t] = std::max(unit_max_[t], head_max_[t]);
       unit_young_[t] |= head_young_[t];
     }
   }
+  unit_weight_.resize(tokens);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    unit_weight_[t] = unit_young_[t] ? std::nan("") : double(unit_max_[t]) * unit_scale_;
+  }
   unit_fast_ = true;
+}
+
+void BitPlanner::UnitCandidates(const IndexVector& tokens, const float* ranges, int current, bool can_rise,
+                                std::vector<std::uint32_t>& slots) const {
+  slots.clear();
+  const std::size_t n = tokens.size();
+  if (!unit_fast_ || current < config_.bits_min || current > config_.bits_max) {
+    for (std::size_t s = 0; s < n; ++s) slots.push_back(std::uint32_t(s));
+    return;
+  }
+  // As UnitTokenBits: kept when lower < y <= upper (upper unbounded when bits cannot rise).
+  // Young tokens have a NaN weight, which fails both comparisons: UnitTokenBits decides.
+  const double lo = lower_[current], hi = can_rise ? upper_[current] : HUGE_VAL, offset = unit_offset_;
+  const bool values = unit_kind_ == KvKind::kValue;
+  const std::uint32_t young_keys = authors_ ? std::uint32_t(std::max(0, step_tokens_ - config_.window)) : ~0u;
+  const double key_scale = unit_scale_;
+  const double* weight = unit_weight_.data();
+  tokens.Visit([&](const auto* token) {
+    for (std::size_t s = 0; s < n; ++s) {
+      const double y = double(ranges[s]) * (values ? weight[token[s]] : key_scale) + offset;
+      const bool young_key = !values && token[s] >= young_keys;
+      if (!(y > lo && y <= hi) || young_key) slots.push_back(std::uint32_t(s));
+    }
+  });
 }
 
 int BitPlanner::ExactUnitTokenBits(int token, double range) const {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "kv/index_vector.h"
 #include "qaq/kv_cache.h"
 #include "qaq/kv_config.h"
 #include "qaq/quant.h"
@@ -71,6 +72,13 @@ class BitPlanner {
     return ExactUnitTokenBits(token, range);
   }
 
+  // The slots of one arena (of the unit begun, all at width `current`, with these tokens and
+  // stored ranges) whose width may change: every other slot's UnitTokenBits is `current`. Much
+  // faster than asking UnitTokenBits for each slot (one multiply-add and two comparisons per
+  // slot in a loop without calls).
+  void UnitCandidates(const IndexVector& tokens, const float* ranges, int current, bool can_rise,
+                      std::vector<std::uint32_t>& slots) const;
+
   // Bits for the per-channel key block of (layer, kv_head) starting at first_token, with the given
   // range (its largest channel range).
   int BlockBits(int layer, int kv_head, int first_token, int n_tokens, double range) const;
@@ -101,6 +109,7 @@ class BitPlanner {
   std::vector<float> unit_max_;   // values: window maximum per token, over the unit's heads
   std::vector<std::uint8_t> unit_young_, head_young_;
   std::vector<float> head_max_;
+  std::vector<double> unit_weight_;  // values: y = range * weight[t] (+ offset); NaN when young
   // y bounds of each width (index 0..8) with a relative margin (bounds_ in BeginStep).
   double lower_[kMaxCodeBits + 1] = {}, upper_[kMaxCodeBits + 1] = {};
 };

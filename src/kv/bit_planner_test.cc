@@ -60,7 +60,7 @@ TEST(BitPlannerTest, FastPathEqualsThePolicyForEveryGroup) {
   const AttentionWindow w = RandomWindow(s, 4, n, 8);
   std::mt19937 rng(9);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  int checked = 0, near_bounds = 0;
+  int checked = 0, near_bounds = 0, screened = 0;
   for (const std::string g : {"head", "layer", "token"}) {
     for (const std::string formula : {"paper", "authors", "strict"}) {
       for (const std::string bits : {"0:8", "2:5"}) {
@@ -99,6 +99,19 @@ TEST(BitPlannerTest, FastPathEqualsThePolicyForEveryGroup) {
                     << " current " << current;
                 // Without a tier the cache keeps min(result, current).
                 ASSERT_EQ(std::min(planner->UnitTokenBits(t, range, current, false), current), std::min(want, current));
+                // A slot UnitCandidates leaves out keeps its width.
+                internal::IndexVector tokens(std::uint64_t(s.max_tokens));
+                tokens.PushBack(std::uint32_t(t));
+                const float range_f = float(range);
+                std::vector<std::uint32_t> slots;
+                for (const bool can_rise : {true, false}) {
+                  planner->UnitCandidates(tokens, &range_f, current, can_rise, slots);
+                  if (!slots.empty()) continue;
+                  const int exact = planner->TokenBits(kind, unit, t, n, double(range_f), &w);
+                  ASSERT_EQ(can_rise ? exact : std::min(exact, current), current)
+                      << spec << " kind " << int(kind) << " unit " << unit << " token " << t << " current " << current;
+                  ++screened;
+                }
                 ++checked;
               }
             }
@@ -108,6 +121,7 @@ TEST(BitPlannerTest, FastPathEqualsThePolicyForEveryGroup) {
     }
   }
   EXPECT_GT(checked, 10000);
+  EXPECT_GT(screened, 1000);
   EXPECT_GT(near_bounds, 500);
 }
 

@@ -56,6 +56,17 @@ class IndexVector {
   }
   void Clear() { bytes_.clear(); }
 
+  // Calls fn(p) with p pointing to the entries as std::uint16_t or std::uint32_t (for loops
+  // that should not test the width at every entry).
+  template <typename Fn>
+  void Visit(Fn fn) const {
+    if (width_ == 2) {
+      fn(reinterpret_cast<const std::uint16_t*>(bytes_.data()));
+    } else {
+      fn(reinterpret_cast<const std::uint32_t*>(bytes_.data()));
+    }
+  }
+
   // dst[i] = src[(*this)[i]] for i < size(), or 0 where the index is >= limit.
   void Gather(const float* src, std::uint32_t limit, float* dst) const {
     if (width_ == 2) {

@@ -58,6 +58,7 @@ void QuantizedKvCache::UpdateTokenRows(TokenRows& rows) {
   const KvKind kind = rows.kind();
   const AttentionWindow* window = window_ ? &*window_ : nullptr;
   std::array<std::vector<Move>, kMaxCodeBits + 1> moves;
+  std::vector<std::uint32_t> candidates;
   for (int unit = 0; unit < rows.n_units(); ++unit) {
     planner_.BeginUnit(kind, unit);
     // 1. Decide for the quantized groups, from their stored ranges.
@@ -65,9 +66,9 @@ void QuantizedKvCache::UpdateTokenRows(TokenRows& rows) {
       moves[std::size_t(bits)].clear();
       const WidthArena* arena = rows.arena(unit, bits);
       if (arena == nullptr || arena->size() == 0) continue;
-      const std::size_t size = arena->size();
       const float* ranges = arena->ranges();
-      for (std::size_t s = 0; s < size; ++s) {
+      planner_.UnitCandidates(arena->tokens(), ranges, bits, tier_ != nullptr, candidates);
+      for (const std::uint32_t s : candidates) {
         const std::uint32_t token = arena->token(s);
         int to = planner_.UnitTokenBits(int(token), double(ranges[s]), bits, tier_ != nullptr);
         if (!tier_) to = std::min(to, bits);  // §6: without a full-precision copy bits only fall
