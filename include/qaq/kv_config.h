@@ -90,8 +90,8 @@ struct KvCacheConfig {
 inline constexpr int kAutoGranularityValues = 64;
 
 // calib=prompt: the positions of a sequence whose queries are measured (the quantile is taken
-// when the cache first holds this many, or at the end of a shorter prompt and then again at
-// each step until it does), and the quantile (the paper's upper 10%).
+// at the end of the prompt, then again whenever the sequence has doubled, until this many
+// positions are in), and the quantile (the paper's upper 10%).
 inline constexpr int kPromptCalibrationPositions = 256;
 inline constexpr double kPromptCalibrationQuantile = 0.9;
 

@@ -113,21 +113,26 @@ TEST(PromptCalibrationTest, TheMeasuredValueDecidesTheKeyWidths) {
       << constant->Summary();
 }
 
-TEST(PromptCalibrationTest, ShortPromptsAreMeasuredAgainAtEachStepAndANewSequenceStartsOver) {
+TEST(PromptCalibrationTest, ShortPromptsAreMeasuredAgainAsTheSequenceDoublesAndANewSequenceStartsOver) {
   const KvCacheShape shape = test::SmallShape(16, 96);
   auto cache = test::MakeQuantized("qaq", shape);
   Prefill(*cache, 3);
   EXPECT_EQ(cache->calibration_positions(), 3);
   const double first = cache->calibration()->QNormSq(0, 0);
-  // One decode step with a larger query: position 3 joins the samples.
-  test::RandomKv kv(shape, 1, 9);
-  for (int l = 0; l < shape.n_layers; ++l) cache->Append(l, 3, kv.k[0][std::size_t(l)], kv.v[0][std::size_t(l)]);
-  std::vector<float> q(16, 5.0f), scores(4);
-  for (int l = 0; l < shape.n_layers; ++l) {
-    for (int h = 0; h < shape.n_kv_heads; ++h) cache->Scores(l, h, q, scores);
+  // Decode steps with larger queries: measured again once the sequence holds 6 tokens.
+  test::RandomKv kv(shape, 3, 9);
+  std::vector<float> q(16, 5.0f), scores;
+  for (int pos = 3; pos < 6; ++pos) {
+    for (int l = 0; l < shape.n_layers; ++l) {
+      cache->Append(l, pos, kv.k[std::size_t(pos - 3)][std::size_t(l)], kv.v[std::size_t(pos - 3)][std::size_t(l)]);
+    }
+    scores.assign(std::size_t(pos + 1), 0.0f);
+    for (int l = 0; l < shape.n_layers; ++l) {
+      for (int h = 0; h < shape.n_kv_heads; ++h) cache->Scores(l, h, q, scores);
+    }
+    cache->EndStep();
+    EXPECT_EQ(cache->calibration_positions(), pos + 1 < 6 ? 3 : 6) << pos;
   }
-  cache->EndStep();
-  EXPECT_EQ(cache->calibration_positions(), 4);
   EXPECT_GT(cache->calibration()->QNormSq(0, 0), first);
   cache->Truncate(0);
   Prefill(*cache, 3);

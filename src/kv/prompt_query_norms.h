@@ -20,7 +20,7 @@ class PromptQueryNorms {
   int max_positions() const { return max_positions_; }
   // Positions measured so far (the cache's tokens, up to max_positions).
   int positions() const { return positions_; }
-  // Whether the calibration is final (max_positions positions measured).
+  // Whether the calibration is final (max_positions positions measured). Records stop then.
   bool complete() const { return positions_ >= max_positions_; }
 
   // Makes room for positions < n of every layer (Append; one thread).

@@ -82,7 +82,11 @@ QuantizedKvCache::QuantizedKvCache(const KvCacheConfig& config, const KvCacheSha
 }
 
 void QuantizedKvCache::CalibrateOnPrompt() {
-  if (!prompt_norms_ || prompt_norms_->complete() || n_tokens() <= prompt_norms_->positions()) return;
+  if (!prompt_norms_ || prompt_norms_->complete()) return;
+  // Measured at the end of the prompt, then again whenever the sequence has doubled (a short
+  // prompt's estimate improves as text is generated) until max_positions are in.
+  const int measured_positions = prompt_norms_->positions();
+  if (measured_positions > 0 && n_tokens() < std::min(2 * measured_positions, prompt_norms_->max_positions())) return;
   StatusOr<QueryNormCalibration> measured = prompt_norms_->Calibrate(n_tokens(), config_.query_norms == QueryNormSource::kPromptHeads);
   // The planner must never point to a freed calibration: it gets the new one first.
   std::unique_ptr<QueryNormCalibration> next;

@@ -66,11 +66,22 @@ const GroupAnalysis& GroupQuantizer::Analyze(std::span<const float> values) {
   const std::size_t m = order_.size();
   std::size_t k = static_cast<std::size_t>(OutliersPerSide(n, outlier_alpha_));
   k = m == 0 ? 0 : std::min(k, (m - 1) / 2);
-  if (k > 0) {
-    // Ordered by (value, position): ties go to the lower position, so exactly k per side.
-    const auto less = [&](std::uint32_t a, std::uint32_t b) {
-      return values[a] < values[b] || (values[a] == values[b] && a < b);
-    };
+  // Ordered by (value, position): ties go to the lower position, so exactly k per side.
+  const auto less = [&](std::uint32_t a, std::uint32_t b) {
+    return values[a] < values[b] || (values[a] == values[b] && a < b);
+  };
+  if (k == 1) {
+    // The common case (alpha 0.01 on groups of 100 to 299 values): the first and last in that
+    // order, found in one pass (m >= 3, so they are two different positions).
+    std::uint32_t lo = order_[0], hi = order_[0];
+    for (std::size_t j = 1; j < m; ++j) {
+      const std::uint32_t i = order_[j];
+      if (less(i, lo)) lo = i;
+      if (less(hi, i)) hi = i;
+    }
+    is_outlier_[lo] = 1;
+    is_outlier_[hi] = 1;
+  } else if (k > 0) {
     std::nth_element(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(k), order_.end(), less);
     std::nth_element(order_.begin() + static_cast<std::ptrdiff_t>(k),
                      order_.end() - static_cast<std::ptrdiff_t>(k), order_.end(), less);

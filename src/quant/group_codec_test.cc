@@ -116,6 +116,35 @@ TEST(GroupCodecTest, TiesAreBrokenByPosition) {
   for (float v : Decode(*g)) EXPECT_EQ(v, 2.5f);  // 2.5 is an fp16 value: range 0, exact
 }
 
+// The outliers are the first and last k values in (value, position) order, whichever way Analyze
+// finds them (one pass for k = 1, selection otherwise): checked against a full sort on groups
+// full of ties.
+TEST(GroupCodecTest, OutliersEqualAFullSortForEveryCount) {
+  std::mt19937 rng(5);
+  for (const int n : {3, 8, 100, 128, 160, 299, 300, 700}) {
+    for (const double alpha : {0.01, 0.05, 0.3}) {
+      for (int rep = 0; rep < 20; ++rep) {
+        std::vector<float> x(static_cast<std::size_t>(n));
+        std::uniform_int_distribution<int> level(0, rep % 2 == 0 ? 4 : 1000);
+        for (float& v : x) v = 0.25f * float(level(rng));
+        std::vector<std::uint32_t> order(x.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = std::uint32_t(i);
+        std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+          return x[a] < x[b] || (x[a] == x[b] && a < b);
+        });
+        const std::size_t k = std::min<std::size_t>(OutliersPerSide(x.size(), alpha), (x.size() - 1) / 2);
+        std::vector<std::uint32_t> want(order.begin(), order.begin() + std::ptrdiff_t(k));
+        want.insert(want.end(), order.end() - std::ptrdiff_t(k), order.end());
+        std::sort(want.begin(), want.end());
+        GroupQuantizer q(alpha);
+        std::vector<std::uint32_t> got;
+        for (const Outlier& o : q.Analyze(x).outliers) got.push_back(o.index);
+        ASSERT_EQ(got, want) << "n " << n << " alpha " << alpha << " rep " << rep;
+      }
+    }
+  }
+}
+
 TEST(GroupCodecTest, NonFiniteAndHugeValuesAreOutliers) {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();

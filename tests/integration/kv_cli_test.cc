@@ -26,7 +26,7 @@ TEST(KvCliTest, GenerateWithTheQaqCacheEndsWithItsSummary) {
   for (const char* part : {"kv cache qaq: 84 tokens", "ratio", "keys   (channel layout, before RoPE)", "values:",
                            "widths", "bytes: codes", "full-precision tier (ram)", "re-quantizations:",
                            "qaq: key error 0.1, value error 0.2, window 5",
-                           "key |q|^2: from the prompt (84 positions, every layer and KV head pooled), 0.9 quantile"}) {
+                           "key |q|^2: from the prompt (80 positions, every layer and KV head pooled), 0.9 quantile"}) {
     EXPECT_NE(r.err.find(part), std::string::npos) << part << "\n" << r.err;
   }
 }
