@@ -7,12 +7,15 @@
 #include "kernels/attention.h"
 #include "kv/token_rows.h"
 #include "quant/fp16.h"
+#include "quant/lane_plan.h"
+#include "quant/rotated_dot.h"
 
 namespace qaq::internal {
 namespace {
 
 struct ChannelScratch {
   std::vector<float> scaled_q, rotated_q, swapped_q, offsets, scales;
+  std::vector<float> a, b, x, y, a_plan, b_plan;
   std::vector<AffineMeta> channels, rows;
 };
 
@@ -51,6 +54,18 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
       relative_cos_[i] = relative_cos_[i + 1] = unit[std::size_t(d)];
       relative_sin_[i] = -unit[std::size_t(d) + 1];
       relative_sin_[i + 1] = unit[std::size_t(d) + 1];
+    }
+  }
+  for (int bits = 1; bits <= kMaxCodeBits; ++bits) {
+    const LanePlan* plan = GetLanePlan(bits, head_dim);
+    if (plan == nullptr) continue;
+    const std::size_t stride = std::size_t(plan->n_steps) * kPlanLanes;
+    plan_cos_[bits].resize(std::size_t(block) * stride);
+    plan_sin_[bits].resize(std::size_t(block) * stride);
+    for (int r = 0; r < block; ++r) {
+      const std::size_t from = std::size_t(r) * std::size_t(head_dim);
+      PermuteForPlan(*plan, relative_cos_.data() + from, plan_cos_[bits].data() + std::size_t(r) * stride);
+      PermuteForPlan(*plan, relative_sin_.data() + from, plan_sin_[bits].data() + std::size_t(r) * stride);
     }
   }
 }
@@ -103,6 +118,24 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
       s.swapped_q[std::size_t(d)] = d < rope_dim_ ? s.rotated_q[std::size_t(d ^ 1)] : 0.0f;
       s.offsets[std::size_t(d)] = s.channels[std::size_t(d)].offset;
       s.scales[std::size_t(d)] = s.channels[std::size_t(d)].scale;
+    }
+    if (!plan_cos_[bits].empty()) {
+      // One pass over the block's codes (rotated_dot.h): a, b = (rotated, swapped query) * scale,
+      // x, y = the same * offset.
+      for (auto* v : {&s.a, &s.b, &s.x, &s.y}) v->resize(std::size_t(head_dim));
+      for (int d = 0; d < head_dim; ++d) {
+        const auto i = std::size_t(d);
+        s.a[i] = s.rotated_q[i] * s.scales[i], s.b[i] = s.swapped_q[i] * s.scales[i];
+        s.x[i] = s.rotated_q[i] * s.offsets[i], s.y[i] = s.swapped_q[i] * s.offsets[i];
+      }
+      const LanePlan& plan = *GetLanePlan(bits, head_dim);
+      s.a_plan.resize(std::size_t(plan.n_steps) * kPlanLanes);
+      s.b_plan.resize(s.a_plan.size());
+      PermuteForPlan(plan, s.a.data(), s.a_plan.data());
+      PermuteForPlan(plan, s.b.data(), s.b_plan.data());
+      const RotatedRowsQuery rq{s.a_plan.data(), s.b_plan.data(), plan_cos_[bits].data(), plan_sin_[bits].data(),
+                                relative_cos_.data(), relative_sin_.data(), s.x.data(), s.y.data()};
+      if (DotRotatedRows(rq, block_codes, row_bytes, rows, bits, head_dim, scores.data() + start)) continue;
     }
     const float* w0 = s.rotated_q.data();
     const float* sw0 = s.swapped_q.data();

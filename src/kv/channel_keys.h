@@ -93,6 +93,9 @@ class ChannelKeys {
   int rope_dim_;
   std::vector<HeadSlot> slots_;  // [layer][kv_head]
   std::vector<float> relative_cos_, relative_sin_;  // prerope: R_r^T, r < block ([r][head_dim])
+  // prerope: the same tables in the lane order of GetLanePlan(bits, head_dim), per width 0..8
+  // (empty where the width has no plan): [bits][r][n_steps * 8].
+  std::vector<float> plan_cos_[9], plan_sin_[9];
   GroupQuantizer quantizer_{0.0};
   std::vector<float> channel_;           // [block]
   std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked

@@ -20,6 +20,8 @@
 #include "qaq/quant.h"
 #include "quant/bitpack.h"
 #include "quant/fp16.h"
+#include "quant/lane_plan.h"
+#include "quant/rotated_dot.h"
 
 // Tables shared by every target (plain data, defined once).
 #ifndef QAQ_QUANT_PACKED_DOT_TABLES_
@@ -270,12 +272,206 @@ void AxpyF16(float w, const std::uint16_t* b, int n, float* out) {
   for (; i < n; ++i) out[i] += w * Fp16ToFloat(b[i]);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Rows through a LanePlan (lane_plan.h), four rows at a time: shift, mask, convert and one
+// multiply-add per 8 codes and row, with the plan's per-lane shifts and the query in plan order.
+
+constexpr bool kPlanTarget = hn::MaxLanes(DF()) == kPlanLanes;
+
+// Rows are read through whole 32-byte windows that may reach past a row's end; a row whose
+// windows would leave the caller's buffer is copied into a zero-padded one first.
+constexpr int kPadBytes = kPlanMaxN + kPlanWindowBytes;
+
+template <int B>
+HWY_INLINE hn::Vec<DF> PlanCodes(hn::Vec<hn::RebindToUnsigned<DF>> word, hn::Vec<hn::RebindToUnsigned<DF>> shifts) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  return hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::Shr(word, shifts), hn::Set(du, (1u << B) - 1u))));
+}
+
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> PlanWindow(const std::uint8_t* p) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Repartition<std::uint8_t, DF> du8;
+  return hn::BitCast(du, hn::LoadU(du8, p));
+}
+
+// sums[j] = q . codes of rows[j] (q_plan: the query in plan order).
+template <int B>
+HWY_INLINE void DotFourRows(const LanePlan& plan, const float* HWY_RESTRICT q_plan, const std::uint8_t* const* rows,
+                            float* sums) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const auto w0 = PlanWindow(rows[0] + off), w1 = PlanWindow(rows[1] + off);
+    const auto w2 = PlanWindow(rows[2] + off), w3 = PlanWindow(rows[3] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const auto sh = hn::Load(du, plan.shifts[s]);
+      const VF qv = hn::Load(df, q_plan + kPlanLanes * s);
+      a0 = hn::MulAdd(qv, PlanCodes<B>(w0, sh), a0);
+      a1 = hn::MulAdd(qv, PlanCodes<B>(w1, sh), a1);
+      a2 = hn::MulAdd(qv, PlanCodes<B>(w2, sh), a2);
+      a3 = hn::MulAdd(qv, PlanCodes<B>(w3, sh), a3);
+    }
+  }
+  sums[0] = hn::GetLane(hn::SumOfLanes(df, a0));
+  sums[1] = hn::GetLane(hn::SumOfLanes(df, a1));
+  sums[2] = hn::GetLane(hn::SumOfLanes(df, a2));
+  sums[3] = hn::GetLane(hn::SumOfLanes(df, a3));
+}
+
+// acc (plan order) += sum_j b[j] * codes of rows[j].
+template <int B>
+HWY_INLINE void AxpyFourRows(const LanePlan& plan, const float* b, const std::uint8_t* const* rows,
+                             float* HWY_RESTRICT acc) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const VF b0 = hn::Set(df, b[0]), b1 = hn::Set(df, b[1]), b2 = hn::Set(df, b[2]), b3 = hn::Set(df, b[3]);
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const auto w0 = PlanWindow(rows[0] + off), w1 = PlanWindow(rows[1] + off);
+    const auto w2 = PlanWindow(rows[2] + off), w3 = PlanWindow(rows[3] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const auto sh = hn::Load(du, plan.shifts[s]);
+      VF a = hn::Load(df, acc + kPlanLanes * s);
+      a = hn::MulAdd(b0, PlanCodes<B>(w0, sh), a);
+      a = hn::MulAdd(b1, PlanCodes<B>(w1, sh), a);
+      a = hn::MulAdd(b2, PlanCodes<B>(w2, sh), a);
+      a = hn::MulAdd(b3, PlanCodes<B>(w3, sh), a);
+      hn::Store(a, df, acc + kPlanLanes * s);
+    }
+  }
+}
+
+// Calls body(r, rows) for groups of four rows (rows[j] = row r + j; past n_rows: a zero row
+// whose result the body must drop), safe for the plan's whole-window reads.
+template <typename Body>
+HWY_INLINE void ForFourRows(const LanePlan& plan, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                            std::size_t last_row_bytes, const Body& body) {
+  const std::size_t total = static_cast<std::size_t>(n_rows - 1) * row_bytes + last_row_bytes;
+  const auto read_end = static_cast<std::size_t>(plan.read_end);
+  // Rows r < n_safe can be read in place: r * row_bytes + read_end <= total.
+  int n_safe = 0;
+  if (total >= read_end) n_safe = row_bytes == 0 ? n_rows : std::min<int>(n_rows, int((total - read_end) / row_bytes) + 1);
+  const std::uint8_t* rows[4];
+  int r = 0;
+  for (; r + 4 <= n_safe; r += 4) {
+    for (int j = 0; j < 4; ++j) rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
+    body(r, rows);
+  }
+  if (r == n_rows) return;
+  alignas(64) std::uint8_t pad[4][kPadBytes] = {};
+  for (; r < n_rows; r += 4) {
+    for (int j = 0; j < 4; ++j) {
+      if (r + j < n_safe) {
+        rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
+      } else {
+        if (r + j < n_rows) std::memcpy(pad[j], codes + static_cast<std::size_t>(r + j) * row_bytes, last_row_bytes);
+        rows[j] = pad[j];
+      }
+    }
+    body(r, rows);
+  }
+}
+
+// DotRowsT through the plan; false when (B, n) has none.
+template <int B>
+bool DotRowsPlanned(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
+                    const AffineMeta* metas, int n_rows, int n, float* out) {
+  const LanePlan* plan = GetLanePlan(B, n);
+  if (plan == nullptr || n_rows < 4) return false;
+  alignas(64) float q_plan[kPlanMaxSteps * kPlanLanes];
+  PermuteForPlan(*plan, q, q_plan);
+  ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+    float sums[4];
+    DotFourRows<B>(*plan, q_plan, rows, sums);
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = metas[r + j].offset * q_sum + metas[r + j].scale * sums[j];
+  });
+  return true;
+}
+
+// The code part of AxpyRowsT through the plan; false when (B, n) has none.
+template <int B>
+bool AxpyRowsPlanned(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
+                     int n_rows, int n, float* out) {
+  const LanePlan* plan = GetLanePlan(B, n);
+  if (plan == nullptr || n_rows < 4) return false;
+  alignas(64) float acc[kPlanMaxSteps * kPlanLanes];
+  std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * kPlanLanes));
+  ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+    float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) b[j] = w[r + j] * metas[r + j].scale;
+    AxpyFourRows<B>(*plan, b, rows, acc);
+  });
+  AddFromPlanOrder(*plan, acc, out);
+  return true;
+}
+
+// DotRotatedRows (rotated_dot.h) through the plan.
+template <int B>
+bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes, std::size_t row_bytes,
+                           int n_rows, int n, float* out) {
+  const LanePlan* plan = GetLanePlan(B, n);
+  if (plan == nullptr) return false;
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const std::size_t stride = static_cast<std::size_t>(plan->n_steps * kPlanLanes);
+  ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+    // Rows past n_rows reuse the last row's tables (their results are dropped).
+    const float* cp[4];
+    const float* sp[4];
+    const float* cn[4];
+    const float* sn[4];
+    for (int j = 0; j < 4; ++j) {
+      const auto row = static_cast<std::size_t>(std::min(r + j, n_rows - 1));
+      cp[j] = rq.cos_plan + row * stride, sp[j] = rq.sin_plan + row * stride;
+      cn[j] = rq.cos + row * static_cast<std::size_t>(n), sn[j] = rq.sin + row * static_cast<std::size_t>(n);
+    }
+    VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
+    // The offsets' part, in code order.
+    for (int i = 0; i < n; i += kPlanLanes) {
+      const VF x = hn::LoadU(df, rq.x + i), y = hn::LoadU(df, rq.y + i);
+      for (int j = 0; j < 4; ++j) {
+        acc[j] = hn::MulAdd(hn::LoadU(df, cn[j] + i), x, hn::MulAdd(hn::LoadU(df, sn[j] + i), y, acc[j]));
+      }
+    }
+    int s = 0;
+    for (int w = 0; w < plan->n_windows; ++w) {
+      const int off = plan->window_offset[w];
+      const auto w0 = PlanWindow(rows[0] + off), w1 = PlanWindow(rows[1] + off);
+      const auto w2 = PlanWindow(rows[2] + off), w3 = PlanWindow(rows[3] + off);
+      for (const int end = s + plan->window_steps[w]; s < end; ++s) {
+        const auto sh = hn::Load(du, plan->shifts[s]);
+        const std::size_t k = static_cast<std::size_t>(kPlanLanes * s);
+        const VF a = hn::LoadU(df, rq.a_plan + k), b = hn::LoadU(df, rq.b_plan + k);
+        acc[0] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[0] + k), a, hn::Mul(hn::LoadU(df, sp[0] + k), b)), PlanCodes<B>(w0, sh), acc[0]);
+        acc[1] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[1] + k), a, hn::Mul(hn::LoadU(df, sp[1] + k), b)), PlanCodes<B>(w1, sh), acc[1]);
+        acc[2] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[2] + k), a, hn::Mul(hn::LoadU(df, sp[2] + k), b)), PlanCodes<B>(w2, sh), acc[2]);
+        acc[3] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[3] + k), a, hn::Mul(hn::LoadU(df, sp[3] + k), b)), PlanCodes<B>(w3, sh), acc[3]);
+      }
+    }
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = hn::GetLane(hn::SumOfLanes(df, acc[j]));
+  });
+  return true;
+}
+
 #endif  // HWY_TARGET == HWY_SCALAR
 
 // Per-width instantiation, chosen once per call (or once per run of rows).
 template <int B>
 void DotRowsT(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
               const AffineMeta* metas, int n_rows, int n, float* out) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (B > 0 && kPlanTarget) {
+    if (DotRowsPlanned<B>(q, q_sum, codes, row_bytes, metas, n_rows, n, out)) return;
+  }
+#endif
   for (int r = 0; r < n_rows; ++r) {
     float qc = 0.0f;
     if constexpr (B > 0) qc = DotCodes<B>(q, codes + static_cast<std::size_t>(r) * row_bytes, n);
@@ -288,9 +484,14 @@ void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                const AffineMeta* metas, int n_rows, int n, float* out) {
   // out += sum_r w_r (offset_r + scale_r c_r): the offsets add one constant to every element.
   float constant = 0.0f;
+  bool planned = false;
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (B > 0 && kPlanTarget) planned = AxpyRowsPlanned<B>(w, codes, row_bytes, metas, n_rows, n, out);
+#endif
   for (int r = 0; r < n_rows; ++r) {
     constant += w[r] * metas[r].offset;
     if constexpr (B > 0) {
+      if (planned) continue;
       AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
     }
   }
@@ -337,6 +538,32 @@ void AxpyPackedRowsImpl(const float* w, const std::uint8_t* codes, std::size_t r
       }
       return;
   }
+}
+
+bool DotRotatedRowsImpl(const RotatedRowsQuery& rq, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                        int bits, int n, float* out) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)rq, (void)codes, (void)row_bytes, (void)n_rows, (void)bits, (void)n, (void)out;
+  return false;
+#else
+  if constexpr (!kPlanTarget) {
+    (void)rq, (void)codes, (void)row_bytes, (void)n_rows, (void)bits, (void)n, (void)out;
+    return false;
+  } else {
+    if (n_rows <= 0 || n % kPlanLanes != 0) return false;
+    switch (bits) {
+    case 1: return DotRotatedRowsPlanned<1>(rq, codes, row_bytes, n_rows, n, out);
+    case 2: return DotRotatedRowsPlanned<2>(rq, codes, row_bytes, n_rows, n, out);
+    case 3: return DotRotatedRowsPlanned<3>(rq, codes, row_bytes, n_rows, n, out);
+    case 4: return DotRotatedRowsPlanned<4>(rq, codes, row_bytes, n_rows, n, out);
+    case 5: return DotRotatedRowsPlanned<5>(rq, codes, row_bytes, n_rows, n, out);
+    case 6: return DotRotatedRowsPlanned<6>(rq, codes, row_bytes, n_rows, n, out);
+    case 7: return DotRotatedRowsPlanned<7>(rq, codes, row_bytes, n_rows, n, out);
+    case 8: return DotRotatedRowsPlanned<8>(rq, codes, row_bytes, n_rows, n, out);
+    default: return false;
+    }
+  }
+#endif
 }
 
 // One row of any width: q . dequant(row).
@@ -397,6 +624,12 @@ HWY_EXPORT(DotF32Impl);
 HWY_EXPORT(DotF16Impl);
 HWY_EXPORT(DotPackedMixedImpl);
 HWY_EXPORT(AxpyPackedMixedImpl);
+HWY_EXPORT(DotRotatedRowsImpl);
+
+bool DotRotatedRows(const RotatedRowsQuery& query, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                    int bits, int n, float* out) {
+  return HWY_DYNAMIC_DISPATCH(DotRotatedRowsImpl)(query, codes, row_bytes, n_rows, bits, n, out);
+}
 }  // namespace internal
 
 float DotPacked(const float* q, float q_sum, const std::uint8_t* codes, int bits, AffineMeta m, int n) {

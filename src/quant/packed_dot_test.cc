@@ -6,8 +6,11 @@
 #include <hwy/targets.h>
 
 #include "qaq/quant.h"
+#include "quant/bitpack.h"
 #include "quant/fp16.h"
+#include "quant/lane_plan.h"
 #include "quant/packed_dot_ref.h"
+#include "quant/rotated_dot.h"
 
 namespace qaq {
 namespace {
@@ -153,6 +156,104 @@ TEST(PackedDotTest, FastAxpyMatchesReferenceOnEveryTarget) {
       }
     }
   });
+}
+
+// Many rows at head-dim sizes (the four-row kernels and their zero-padded last rows).
+TEST(PackedDotTest, ManyRowsMatchReferenceOnEveryTarget) {
+  ForEachTarget([] {
+    std::mt19937 rng(7);
+    for (int bits : kWidths) {
+      for (int n : {40, 64, 96, 128, 136, 256}) {
+        for (int n_rows : {1, 4, 5, 7, 8, 13}) {
+          RandomRows r = MakeRows(rng, bits, n, n_rows);
+          const float q_sum = SumOf(r.q);
+          std::vector<float> dots(static_cast<std::size_t>(n_rows));
+          DotPackedRows(r.q.data(), q_sum, r.packed.data(), r.row_bytes, r.metas.data(), n_rows, bits, n, dots.data());
+          std::vector<float> out(static_cast<std::size_t>(n), 0.25f), ref = out, magnitude(out.size(), 0.25f);
+          AxpyPackedRows(r.w.data(), r.packed.data(), r.row_bytes, r.metas.data(), n_rows, bits, n, out.data());
+          for (int row = 0; row < n_rows; ++row) {
+            const std::uint8_t* codes = r.packed.data() + static_cast<std::size_t>(row) * r.row_bytes;
+            const AffineMeta m = r.metas[static_cast<std::size_t>(row)];
+            ASSERT_NEAR(dots[static_cast<std::size_t>(row)], internal::DotPackedRef(r.q.data(), q_sum, codes, bits, m, n),
+                        kRelTol * AbsDotScale(r, row))
+                << bits << " " << n << " rows " << n_rows << " row " << row;
+            std::vector<float> deq(static_cast<std::size_t>(n), 0.0f);
+            internal::AxpyPackedRef(r.w[static_cast<std::size_t>(row)], codes, bits, m, n, deq.data());
+            for (std::size_t i = 0; i < deq.size(); ++i) {
+              ref[i] += deq[i];
+              magnitude[i] += std::abs(deq[i]);
+            }
+          }
+          for (std::size_t i = 0; i < out.size(); ++i) {
+            ASSERT_NEAR(out[i], ref[i], kRelTol * magnitude[i]) << bits << " " << n << " rows " << n_rows << " " << i;
+          }
+        }
+      }
+    }
+  });
+}
+
+// Rows against per-row rotated queries (pre-RoPE keys) against the scalar reference; also codes
+// at the extremes 0 and 2^B - 1 (the codes of a group's outliers and clipped values).
+TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
+  int planned = 0;
+  ForEachTarget([&planned] {
+    std::mt19937 rng(8);
+    std::normal_distribution<float> normal;
+    std::uniform_real_distribution<float> angle(0.0f, 6.2831853f);
+    for (int bits = 0; bits <= 8; ++bits) {
+      for (int n : {64, 128, 256}) {
+        for (int n_rows : {1, 3, 4, 9, 64}) {
+          RandomRows r = MakeRows(rng, bits, n, n_rows);
+          if (bits > 0) {
+            r.packed[0] = 0xff;  // the first codes at 2^B - 1
+            r.packed[r.packed.size() - 1] = 0;
+          }
+          const auto nn = static_cast<std::size_t>(n);
+          std::vector<float> a(nn), b(nn), x(nn), y(nn), cos(nn * std::size_t(n_rows)), sin(cos.size());
+          for (std::size_t i = 0; i < nn; ++i) a[i] = normal(rng), b[i] = normal(rng), x[i] = normal(rng), y[i] = normal(rng);
+          for (std::size_t i = 0; i < cos.size(); ++i) {
+            const float t = angle(rng);
+            cos[i] = std::cos(t), sin[i] = std::sin(t);
+          }
+          std::vector<float> out(static_cast<std::size_t>(n_rows), -1.0f);
+          const internal::LanePlan* plan = internal::GetLanePlan(bits, n);
+          bool done = false;
+          if (plan != nullptr) {
+            const std::size_t stride = std::size_t(plan->n_steps) * internal::kPlanLanes;
+            std::vector<float> a_plan(stride), b_plan(stride), cos_plan(stride * std::size_t(n_rows)), sin_plan(cos_plan.size());
+            internal::PermuteForPlan(*plan, a.data(), a_plan.data());
+            internal::PermuteForPlan(*plan, b.data(), b_plan.data());
+            for (int row = 0; row < n_rows; ++row) {
+              internal::PermuteForPlan(*plan, cos.data() + std::size_t(row) * nn, cos_plan.data() + std::size_t(row) * stride);
+              internal::PermuteForPlan(*plan, sin.data() + std::size_t(row) * nn, sin_plan.data() + std::size_t(row) * stride);
+            }
+            const internal::RotatedRowsQuery rq{a_plan.data(), b_plan.data(), cos_plan.data(), sin_plan.data(),
+                                                cos.data(), sin.data(), x.data(), y.data()};
+            done = internal::DotRotatedRows(rq, r.packed.data(), r.row_bytes, n_rows, bits, n, out.data());
+          }
+          if (!done) continue;
+          ++planned;
+          for (int row = 0; row < n_rows; ++row) {
+            const std::uint8_t* codes = r.packed.data() + std::size_t(row) * r.row_bytes;
+            const float* c = cos.data() + std::size_t(row) * nn;
+            const float* s = sin.data() + std::size_t(row) * nn;
+            const float ref = internal::DotRotatedRowRef(a.data(), b.data(), c, s, x.data(), y.data(), codes, bits, n);
+            float scale = 0;
+            for (std::size_t i = 0; i < nn; ++i) {
+              const float code = bits == 0 ? 0.0f : float(internal::ReadCode(codes, bits, i));
+              scale += std::abs((c[i] * a[i] + s[i] * b[i]) * code) + std::abs(c[i] * x[i]) + std::abs(s[i] * y[i]);
+            }
+            ASSERT_NEAR(out[std::size_t(row)], ref, kRelTol * scale) << bits << " " << n << " rows " << n_rows << " row " << row;
+          }
+        }
+      }
+    }
+  });
+  // 8-lane targets (AVX2 and up) have plans for these sizes; the test must not pass vacuously.
+#if HWY_ARCH_X86
+  if ((hwy::SupportedTargets() & HWY_AVX2) != 0) EXPECT_GT(planned, 0);
+#endif
 }
 
 // Rows of mixed widths (a QAQ cache's tokens) against the per-row references.

@@ -1,0 +1,35 @@
+// Scores of keys stored before RoPE (kv/channel_keys.h): every row r (token) is taken against
+// its own rotation of the query, written per element as
+//   w_r[i] = cos_r[i] a[i] + sin_r[i] b[i]        (a, b: the query and its pair-swapped copy,
+//                                                   both already multiplied by the channel scales)
+//   out[r] = sum_i w_r[i] c_ri + (cos_r . x + sin_r . y)   (x, y: the same with channel offsets)
+// i.e. q . R_r dequant(k_r) with dequant = offset + scale * code, in one pass over the codes
+// instead of a rotated query, a separate dot product and a dispatch per token.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qaq::internal {
+
+struct RotatedRowsQuery {
+  const float* a_plan;    // [n_steps * 8]: a in the order of GetLanePlan(bits, n)
+  const float* b_plan;    // [n_steps * 8]
+  const float* cos_plan;  // [row][n_steps * 8]: cos_r in plan order
+  const float* sin_plan;  // [row][n_steps * 8]
+  const float* cos;       // [row][n]: cos_r in code order
+  const float* sin;       // [row][n]
+  const float* x;         // [n]
+  const float* y;         // [n]
+};
+
+// out[r] for rows r < n_rows stored row_bytes apart; false (nothing written) when this CPU's
+// kernels have no plan for (bits, n): the caller then computes the rows another way.
+bool DotRotatedRows(const RotatedRowsQuery& query, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                    int bits, int n, float* out);
+
+// Scalar reference for one row (natural order only).
+float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* x,
+                       const float* y, const std::uint8_t* codes, int bits, int n);
+
+}  // namespace qaq::internal
