@@ -56,6 +56,19 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
       relative_sin_[i + 1] = unit[std::size_t(d) + 1];
     }
   }
+  // R_r^T keeps the two values of a pair on one cosine and opposite sines (C = (c, c),
+  // S = (-s, s); c = 1, s = 0 past rope_dim), so C . x + S . y = sum_j c_j (x_2j + x_2j+1) +
+  // s_j (y_2j+1 - y_2j).
+  const int half = head_dim / 2;
+  pair_cos_.resize(std::size_t(block) * std::size_t(half));
+  pair_sin_.resize(pair_cos_.size());
+  for (int r = 0; r < block; ++r) {
+    for (int j = 0; j < half; ++j) {
+      const std::size_t from = std::size_t(r) * std::size_t(head_dim) + 2 * std::size_t(j);
+      pair_cos_[std::size_t(r) * std::size_t(half) + std::size_t(j)] = relative_cos_[from];
+      pair_sin_[std::size_t(r) * std::size_t(half) + std::size_t(j)] = relative_sin_[from + 1];
+    }
+  }
   for (int bits = 1; bits <= kMaxCodeBits; ++bits) {
     const LanePlan* plan = GetLanePlan(bits, head_dim);
     if (plan == nullptr) continue;
@@ -122,11 +135,16 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
     if (!plan_cos_[bits].empty()) {
       // One pass over the block's codes (rotated_dot.h): a, b = (rotated, swapped query) * scale,
       // x, y = the same * offset.
-      for (auto* v : {&s.a, &s.b, &s.x, &s.y}) v->resize(std::size_t(head_dim));
+      for (auto* v : {&s.a, &s.b}) v->resize(std::size_t(head_dim));
+      for (auto* v : {&s.x, &s.y}) v->resize(std::size_t(head_dim / 2));
       for (int d = 0; d < head_dim; ++d) {
         const auto i = std::size_t(d);
         s.a[i] = s.rotated_q[i] * s.scales[i], s.b[i] = s.swapped_q[i] * s.scales[i];
-        s.x[i] = s.rotated_q[i] * s.offsets[i], s.y[i] = s.swapped_q[i] * s.offsets[i];
+      }
+      for (int j = 0; j < head_dim / 2; ++j) {
+        const auto i = 2 * std::size_t(j);
+        s.x[std::size_t(j)] = s.rotated_q[i] * s.offsets[i] + s.rotated_q[i + 1] * s.offsets[i + 1];
+        s.y[std::size_t(j)] = s.swapped_q[i + 1] * s.offsets[i + 1] - s.swapped_q[i] * s.offsets[i];
       }
       const LanePlan& plan = *GetLanePlan(bits, head_dim);
       s.a_plan.resize(std::size_t(plan.n_steps) * kPlanLanes);
@@ -134,7 +152,8 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
       PermuteForPlan(plan, s.a.data(), s.a_plan.data());
       PermuteForPlan(plan, s.b.data(), s.b_plan.data());
       const RotatedRowsQuery rq{s.a_plan.data(), s.b_plan.data(), plan_cos_[bits].data(), plan_sin_[bits].data(),
-                                relative_cos_.data(), relative_sin_.data(), s.x.data(), s.y.data()};
+                                pair_cos_.data(),   pair_sin_.data(),      s.x.data(), s.y.data(),
+                                head_dim / 2};
       if (DotRotatedRows(rq, block_codes, row_bytes, rows, bits, head_dim, scores.data() + start)) continue;
     }
     const float* w0 = s.rotated_q.data();

@@ -96,6 +96,9 @@ class ChannelKeys {
   // prerope: the same tables in the lane order of GetLanePlan(bits, head_dim), per width 0..8
   // (empty where the width has no plan): [bits][r][n_steps * 8].
   std::vector<float> plan_cos_[9], plan_sin_[9];
+  // prerope: one cosine and sine per rotated pair and r (the offset term of rotated_dot.h):
+  // [r][head_dim / 2].
+  std::vector<float> pair_cos_, pair_sin_;
   GroupQuantizer quantizer_{0.0};
   std::vector<float> channel_;           // [block]
   std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked

@@ -422,41 +422,62 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
   const DF df;
   const hn::RebindToUnsigned<DF> du;
   const std::size_t stride = static_cast<std::size_t>(plan->n_steps * kPlanLanes);
+  const int n_const = rq.n_const, n_const_vec = n_const / kPlanLanes * kPlanLanes;
   ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
     // Rows past n_rows reuse the last row's tables (their results are dropped).
-    const float* cp[4];
-    const float* sp[4];
-    const float* cn[4];
-    const float* sn[4];
-    for (int j = 0; j < 4; ++j) {
-      const auto row = static_cast<std::size_t>(std::min(r + j, n_rows - 1));
-      cp[j] = rq.cos_plan + row * stride, sp[j] = rq.sin_plan + row * stride;
-      cn[j] = rq.cos + row * static_cast<std::size_t>(n), sn[j] = rq.sin + row * static_cast<std::size_t>(n);
-    }
-    VF acc[4] = {hn::Zero(df), hn::Zero(df), hn::Zero(df), hn::Zero(df)};
-    // The offsets' part, in code order.
-    for (int i = 0; i < n; i += kPlanLanes) {
-      const VF x = hn::LoadU(df, rq.x + i), y = hn::LoadU(df, rq.y + i);
-      for (int j = 0; j < 4; ++j) {
-        acc[j] = hn::MulAdd(hn::LoadU(df, cn[j] + i), x, hn::MulAdd(hn::LoadU(df, sn[j] + i), y, acc[j]));
+    const auto r0 = static_cast<std::size_t>(r), last = static_cast<std::size_t>(n_rows - 1);
+    const std::size_t row1 = std::min(r0 + 1, last), row2 = std::min(r0 + 2, last), row3 = std::min(r0 + 3, last);
+    const float *cp0 = rq.cos_plan + r0 * stride, *cp1 = rq.cos_plan + row1 * stride;
+    const float *cp2 = rq.cos_plan + row2 * stride, *cp3 = rq.cos_plan + row3 * stride;
+    const float *sp0 = rq.sin_plan + r0 * stride, *sp1 = rq.sin_plan + row1 * stride;
+    const float *sp2 = rq.sin_plan + row2 * stride, *sp3 = rq.sin_plan + row3 * stride;
+    VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+    {
+      // The offsets' part.
+      const auto nc = static_cast<std::size_t>(n_const);
+      const float *kc0 = rq.kcos + r0 * nc, *kc1 = rq.kcos + row1 * nc, *kc2 = rq.kcos + row2 * nc, *kc3 = rq.kcos + row3 * nc;
+      const float *ks0 = rq.ksin + r0 * nc, *ks1 = rq.ksin + row1 * nc, *ks2 = rq.ksin + row2 * nc, *ks3 = rq.ksin + row3 * nc;
+      for (int i = 0; i < n_const_vec; i += kPlanLanes) {
+        const VF x = hn::LoadU(df, rq.x + i), y = hn::LoadU(df, rq.y + i);
+        a0 = hn::MulAdd(hn::LoadU(df, kc0 + i), x, hn::MulAdd(hn::LoadU(df, ks0 + i), y, a0));
+        a1 = hn::MulAdd(hn::LoadU(df, kc1 + i), x, hn::MulAdd(hn::LoadU(df, ks1 + i), y, a1));
+        a2 = hn::MulAdd(hn::LoadU(df, kc2 + i), x, hn::MulAdd(hn::LoadU(df, ks2 + i), y, a2));
+        a3 = hn::MulAdd(hn::LoadU(df, kc3 + i), x, hn::MulAdd(hn::LoadU(df, ks3 + i), y, a3));
+      }
+      float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int i = n_const_vec; i < n_const; ++i) {
+        tail[0] += kc0[i] * rq.x[i] + ks0[i] * rq.y[i];
+        tail[1] += kc1[i] * rq.x[i] + ks1[i] * rq.y[i];
+        tail[2] += kc2[i] * rq.x[i] + ks2[i] * rq.y[i];
+        tail[3] += kc3[i] * rq.x[i] + ks3[i] * rq.y[i];
+      }
+      if (n_const_vec < n_const) {
+        const VF lane0 = hn::IfThenElseZero(hn::FirstN(df, 1), hn::Set(df, 1.0f));
+        a0 = hn::MulAdd(lane0, hn::Set(df, tail[0]), a0);
+        a1 = hn::MulAdd(lane0, hn::Set(df, tail[1]), a1);
+        a2 = hn::MulAdd(lane0, hn::Set(df, tail[2]), a2);
+        a3 = hn::MulAdd(lane0, hn::Set(df, tail[3]), a3);
       }
     }
+    const auto w0 = rows[0], w1 = rows[1], w2 = rows[2], w3 = rows[3];
     int s = 0;
     for (int w = 0; w < plan->n_windows; ++w) {
       const int off = plan->window_offset[w];
-      const auto w0 = PlanWindow(rows[0] + off), w1 = PlanWindow(rows[1] + off);
-      const auto w2 = PlanWindow(rows[2] + off), w3 = PlanWindow(rows[3] + off);
+      const auto v0 = PlanWindow(w0 + off), v1 = PlanWindow(w1 + off);
+      const auto v2 = PlanWindow(w2 + off), v3 = PlanWindow(w3 + off);
       for (const int end = s + plan->window_steps[w]; s < end; ++s) {
         const auto sh = hn::Load(du, plan->shifts[s]);
         const std::size_t k = static_cast<std::size_t>(kPlanLanes * s);
         const VF a = hn::LoadU(df, rq.a_plan + k), b = hn::LoadU(df, rq.b_plan + k);
-        acc[0] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[0] + k), a, hn::Mul(hn::LoadU(df, sp[0] + k), b)), PlanCodes<B>(w0, sh), acc[0]);
-        acc[1] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[1] + k), a, hn::Mul(hn::LoadU(df, sp[1] + k), b)), PlanCodes<B>(w1, sh), acc[1]);
-        acc[2] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[2] + k), a, hn::Mul(hn::LoadU(df, sp[2] + k), b)), PlanCodes<B>(w2, sh), acc[2]);
-        acc[3] = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[3] + k), a, hn::Mul(hn::LoadU(df, sp[3] + k), b)), PlanCodes<B>(w3, sh), acc[3]);
+        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp0 + k), a, hn::Mul(hn::LoadU(df, sp0 + k), b)), PlanCodes<B>(v0, sh), a0);
+        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp1 + k), a, hn::Mul(hn::LoadU(df, sp1 + k), b)), PlanCodes<B>(v1, sh), a1);
+        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp2 + k), a, hn::Mul(hn::LoadU(df, sp2 + k), b)), PlanCodes<B>(v2, sh), a2);
+        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp3 + k), a, hn::Mul(hn::LoadU(df, sp3 + k), b)), PlanCodes<B>(v3, sh), a3);
       }
     }
-    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = hn::GetLane(hn::SumOfLanes(df, acc[j]));
+    const float sums[4] = {hn::GetLane(hn::SumOfLanes(df, a0)), hn::GetLane(hn::SumOfLanes(df, a1)),
+                           hn::GetLane(hn::SumOfLanes(df, a2)), hn::GetLane(hn::SumOfLanes(df, a3))};
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = sums[j];
   });
   return true;
 }

@@ -2,9 +2,11 @@
 // its own rotation of the query, written per element as
 //   w_r[i] = cos_r[i] a[i] + sin_r[i] b[i]        (a, b: the query and its pair-swapped copy,
 //                                                   both already multiplied by the channel scales)
-//   out[r] = sum_i w_r[i] c_ri + (cos_r . x + sin_r . y)   (x, y: the same with channel offsets)
+//   out[r] = sum_i w_r[i] c_ri + (kcos_r . x + ksin_r . y)
 // i.e. q . R_r dequant(k_r) with dequant = offset + scale * code, in one pass over the codes
-// instead of a rotated query, a separate dot product and a dispatch per token.
+// instead of a rotated query, a separate dot product and a dispatch per token. The constant
+// (offset) part has its own, shorter tables: the caller folds RoPE's pairs (equal cosines,
+// opposite sines) into one term each.
 #pragma once
 
 #include <cstddef>
@@ -17,10 +19,11 @@ struct RotatedRowsQuery {
   const float* b_plan;    // [n_steps * 8]
   const float* cos_plan;  // [row][n_steps * 8]: cos_r in plan order
   const float* sin_plan;  // [row][n_steps * 8]
-  const float* cos;       // [row][n]: cos_r in code order
-  const float* sin;       // [row][n]
-  const float* x;         // [n]
-  const float* y;         // [n]
+  const float* kcos;      // [row][n_const]
+  const float* ksin;      // [row][n_const]
+  const float* x;         // [n_const]
+  const float* y;         // [n_const]
+  int n_const;
 };
 
 // out[r] for rows r < n_rows stored row_bytes apart; false (nothing written) when this CPU's
@@ -28,8 +31,9 @@ struct RotatedRowsQuery {
 bool DotRotatedRows(const RotatedRowsQuery& query, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
                     int bits, int n, float* out);
 
-// Scalar reference for one row (natural order only).
-float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* x,
-                       const float* y, const std::uint8_t* codes, int bits, int n);
+// Scalar reference for one row, in code order: cos, sin have n values; kcos, ksin, x, y n_const.
+float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* kcos,
+                       const float* ksin, const float* x, const float* y, int n_const, const std::uint8_t* codes,
+                       int bits, int n);
 
 }  // namespace qaq::internal
