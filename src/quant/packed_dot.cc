@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/packed_dot.cc"
@@ -349,26 +351,26 @@ HWY_INLINE void AxpyFourRows(const LanePlan& plan, const float* b, const std::ui
   }
 }
 
-// Calls body(r, rows) for groups of four rows (rows[j] = row r + j; past n_rows: a zero row
-// whose result the body must drop), safe for the plan's whole-window reads.
-template <typename Body>
-HWY_INLINE void ForFourRows(const LanePlan& plan, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
-                            std::size_t last_row_bytes, const Body& body) {
+// Calls body(r, rows) for groups of K rows (rows[j] = row r + j; past n_rows: a zero row whose
+// result the body must drop), safe for the plan's whole-window reads.
+template <int K, typename Body>
+HWY_INLINE void ForRowGroups(const LanePlan& plan, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                             std::size_t last_row_bytes, const Body& body) {
   const std::size_t total = static_cast<std::size_t>(n_rows - 1) * row_bytes + last_row_bytes;
   const auto read_end = static_cast<std::size_t>(plan.read_end);
   // Rows r < n_safe can be read in place: r * row_bytes + read_end <= total.
   int n_safe = 0;
   if (total >= read_end) n_safe = row_bytes == 0 ? n_rows : std::min<int>(n_rows, int((total - read_end) / row_bytes) + 1);
-  const std::uint8_t* rows[4];
+  const std::uint8_t* rows[K];
   int r = 0;
-  for (; r + 4 <= n_safe; r += 4) {
-    for (int j = 0; j < 4; ++j) rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
+  for (; r + K <= n_safe; r += K) {
+    for (int j = 0; j < K; ++j) rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
     body(r, rows);
   }
   if (r == n_rows) return;
-  alignas(64) std::uint8_t pad[4][kPadBytes] = {};
-  for (; r < n_rows; r += 4) {
-    for (int j = 0; j < 4; ++j) {
+  alignas(64) std::uint8_t pad[K][kPadBytes] = {};
+  for (; r < n_rows; r += K) {
+    for (int j = 0; j < K; ++j) {
       if (r + j < n_safe) {
         rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
       } else {
@@ -380,6 +382,119 @@ HWY_INLINE void ForFourRows(const LanePlan& plan, const std::uint8_t* codes, std
   }
 }
 
+template <typename Body>
+HWY_INLINE void ForFourRows(const LanePlan& plan, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                            std::size_t last_row_bytes, const Body& body) {
+  ForRowGroups<4>(plan, codes, row_bytes, n_rows, last_row_bytes, body);
+}
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// 512-bit targets: two rows per vector (row 2k in lanes 0..7, row 2k + 1 in lanes 8..15), eight
+// rows per iteration, the same plan; shifts and the query duplicated into both halves.
+#define QAQ_WIDE_PLAN 1
+using DW = hn::CappedTag<float, 2 * kPlanLanes>;
+using VW = hn::Vec<DW>;
+using VWU = hn::Vec<hn::RebindToUnsigned<DW>>;
+
+// The windows at p0 (lanes 0..7) and p1 (lanes 8..15).
+HWY_INLINE VWU WideWindow(const std::uint8_t* p0, const std::uint8_t* p1) {
+  const hn::RebindToUnsigned<DW> du;
+  const hn::Half<decltype(du)> dh;
+  const hn::Repartition<std::uint8_t, decltype(dh)> d8;
+  return hn::Combine(du, hn::BitCast(dh, hn::LoadU(d8, p1)), hn::BitCast(dh, hn::LoadU(d8, p0)));
+}
+
+template <int B>
+HWY_INLINE VW WideCodes(VWU word, VWU shifts) {
+  const DW dw;
+  const hn::RebindToUnsigned<DW> du;
+  const hn::RebindToSigned<DW> di;
+  return hn::ConvertTo(dw, hn::BitCast(di, hn::And(hn::Shr(word, shifts), hn::Set(du, (1u << B) - 1u))));
+}
+
+// [step][16]: the plan's shifts, or a plan-order vector, in both halves.
+HWY_INLINE void Duplicate(const float* plan_order, int n_steps, float* wide) {
+  for (int s = 0; s < n_steps; ++s) {
+    std::memcpy(wide + 2 * kPlanLanes * s, plan_order + kPlanLanes * s, sizeof(float) * kPlanLanes);
+    std::memcpy(wide + 2 * kPlanLanes * s + kPlanLanes, plan_order + kPlanLanes * s, sizeof(float) * kPlanLanes);
+  }
+}
+
+struct WideShifts {
+  alignas(64) std::uint32_t v[kPlanMaxSteps][2 * kPlanLanes];
+  explicit WideShifts(const LanePlan& plan) {
+    for (int s = 0; s < plan.n_steps; ++s) {
+      for (int l = 0; l < 2 * kPlanLanes; ++l) v[s][l] = plan.shifts[s][l % kPlanLanes];
+    }
+  }
+};
+
+// The shared duplicated shifts of a plan, built once per (bits, n).
+HWY_INLINE const WideShifts& GetWideShifts(const LanePlan& plan) {
+  static std::once_flag flags[9][kPlanMaxN / 8 + 1];
+  static std::unique_ptr<WideShifts> shifts[9][kPlanMaxN / 8 + 1];
+  std::unique_ptr<WideShifts>& slot = shifts[plan.bits][plan.n / 8];
+  std::call_once(flags[plan.bits][plan.n / 8], [&] { slot = std::make_unique<WideShifts>(plan); });
+  return *slot;
+}
+
+template <int B>
+HWY_INLINE void DotEightRows(const LanePlan& plan, const WideShifts& shifts, const float* HWY_RESTRICT q_wide,
+                             const std::uint8_t* const* rows, float* sums) {
+  const DW dw;
+  const hn::RebindToUnsigned<DW> du;
+  const hn::Half<DW> dh;
+  VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const VWU sh = hn::Load(du, shifts.v[s]);
+      const VW qv = hn::Load(dw, q_wide + 2 * kPlanLanes * s);
+      a0 = hn::MulAdd(qv, WideCodes<B>(v0, sh), a0);
+      a1 = hn::MulAdd(qv, WideCodes<B>(v1, sh), a1);
+      a2 = hn::MulAdd(qv, WideCodes<B>(v2, sh), a2);
+      a3 = hn::MulAdd(qv, WideCodes<B>(v3, sh), a3);
+    }
+  }
+  const VW acc[4] = {a0, a1, a2, a3};
+  for (int k = 0; k < 4; ++k) {
+    sums[2 * k] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k])));
+    sums[2 * k + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k])));
+  }
+}
+
+// acc ([step][16]: even rows in lanes 0..7, odd rows in 8..15) += sum_j b[j] * codes of rows[j].
+template <int B>
+HWY_INLINE void AxpyEightRows(const LanePlan& plan, const WideShifts& shifts, const float* b,
+                              const std::uint8_t* const* rows, float* HWY_RESTRICT acc) {
+  const DW dw;
+  const hn::RebindToUnsigned<DW> du;
+  const hn::Half<DW> dh;
+  const VW b01 = hn::Combine(dw, hn::Set(dh, b[1]), hn::Set(dh, b[0]));
+  const VW b23 = hn::Combine(dw, hn::Set(dh, b[3]), hn::Set(dh, b[2]));
+  const VW b45 = hn::Combine(dw, hn::Set(dh, b[5]), hn::Set(dh, b[4]));
+  const VW b67 = hn::Combine(dw, hn::Set(dh, b[7]), hn::Set(dh, b[6]));
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const VWU sh = hn::Load(du, shifts.v[s]);
+      VW a = hn::Load(dw, acc + 2 * kPlanLanes * s);
+      a = hn::MulAdd(b01, WideCodes<B>(v0, sh), a);
+      a = hn::MulAdd(b23, WideCodes<B>(v1, sh), a);
+      a = hn::MulAdd(b45, WideCodes<B>(v2, sh), a);
+      a = hn::MulAdd(b67, WideCodes<B>(v3, sh), a);
+      hn::Store(a, dw, acc + 2 * kPlanLanes * s);
+    }
+  }
+}
+#endif  // 512-bit targets
+
 // DotRowsT through the plan; false when (B, n) has none.
 template <int B>
 bool DotRowsPlanned(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
@@ -388,6 +503,19 @@ bool DotRowsPlanned(const float* q, float q_sum, const std::uint8_t* codes, std:
   if (plan == nullptr || n_rows < 4) return false;
   alignas(64) float q_plan[kPlanMaxSteps * kPlanLanes];
   PermuteForPlan(*plan, q, q_plan);
+#ifdef QAQ_WIDE_PLAN
+  if (n_rows >= 8) {
+    alignas(64) float q_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    Duplicate(q_plan, plan->n_steps, q_wide);
+    const WideShifts& shifts = GetWideShifts(*plan);
+    ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+      float sums[8];
+      DotEightRows<B>(*plan, shifts, q_wide, rows, sums);
+      for (int j = 0; j < 8 && r + j < n_rows; ++j) out[r + j] = metas[r + j].offset * q_sum + metas[r + j].scale * sums[j];
+    });
+    return true;
+  }
+#endif
   ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
     float sums[4];
     DotFourRows<B>(*plan, q_plan, rows, sums);
@@ -404,6 +532,25 @@ bool AxpyRowsPlanned(const float* w, const std::uint8_t* codes, std::size_t row_
   if (plan == nullptr || n_rows < 4) return false;
   alignas(64) float acc[kPlanMaxSteps * kPlanLanes];
   std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * kPlanLanes));
+#ifdef QAQ_WIDE_PLAN
+  if (n_rows >= 8) {
+    alignas(64) float wide[kPlanMaxSteps * 2 * kPlanLanes];
+    std::memset(wide, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * 2 * kPlanLanes));
+    const WideShifts& shifts = GetWideShifts(*plan);
+    ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+      float b[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      for (int j = 0; j < 8 && r + j < n_rows; ++j) b[j] = w[r + j] * metas[r + j].scale;
+      AxpyEightRows<B>(*plan, shifts, b, rows, wide);
+    });
+    for (int s = 0; s < plan->n_steps; ++s) {
+      for (int l = 0; l < kPlanLanes; ++l) {
+        acc[kPlanLanes * s + l] = wide[2 * kPlanLanes * s + l] + wide[2 * kPlanLanes * s + kPlanLanes + l];
+      }
+    }
+    AddFromPlanOrder(*plan, acc, out);
+    return true;
+  }
+#endif
   ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
     float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int j = 0; j < 4 && r + j < n_rows; ++j) b[j] = w[r + j] * metas[r + j].scale;
