@@ -37,7 +37,7 @@ struct LanePlan {
 // of 8 up to kPlanMaxN; ok is false when the plan needs more than kPlanMaxSteps steps.
 LanePlan BuildLanePlan(int bits, int n, bool* ok);
 
-// The shared plan for (bits, n), built once; null when there is none or it reads fewer than 5.5
+// The shared plan for (bits, n), built once; null when there is none or it reads fewer than 4
 // codes per step on average (then the byte-shuffle decoder is as fast).
 const LanePlan* GetLanePlan(int bits, int n);
 
