@@ -60,26 +60,23 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
   // S = (-s, s); c = 1, s = 0 past rope_dim), so C . x + S . y = sum_j c_j (x_2j + x_2j+1) +
   // s_j (y_2j+1 - y_2j).
   const int half = head_dim / 2;
-  pair_cos_.resize(std::size_t(block) * std::size_t(half));
-  pair_sin_.resize(pair_cos_.size());
+  pair_stride_ = (block + 7) / 8 * 8;
+  pair_cos_.assign(std::size_t(pair_stride_) * std::size_t(half), 0.0f);
+  pair_sin_.assign(pair_cos_.size(), 0.0f);
   for (int r = 0; r < block; ++r) {
     for (int j = 0; j < half; ++j) {
       const std::size_t from = std::size_t(r) * std::size_t(head_dim) + 2 * std::size_t(j);
-      pair_cos_[std::size_t(r) * std::size_t(half) + std::size_t(j)] = relative_cos_[from];
-      pair_sin_[std::size_t(r) * std::size_t(half) + std::size_t(j)] = relative_sin_[from + 1];
+      pair_cos_[std::size_t(j) * std::size_t(pair_stride_) + std::size_t(r)] = relative_cos_[from];
+      pair_sin_[std::size_t(j) * std::size_t(pair_stride_) + std::size_t(r)] = relative_sin_[from + 1];
     }
   }
   for (int bits = 1; bits <= kMaxCodeBits; ++bits) {
     const LanePlan* plan = GetLanePlan(bits, head_dim);
     if (plan == nullptr) continue;
-    const std::size_t stride = std::size_t(plan->n_steps) * kPlanLanes;
-    plan_cos_[bits].resize(std::size_t(block) * stride);
-    plan_sin_[bits].resize(std::size_t(block) * stride);
-    for (int r = 0; r < block; ++r) {
-      const std::size_t from = std::size_t(r) * std::size_t(head_dim);
-      PermuteForPlan(*plan, relative_cos_.data() + from, plan_cos_[bits].data() + std::size_t(r) * stride);
-      PermuteForPlan(*plan, relative_sin_.data() + from, plan_sin_[bits].data() + std::size_t(r) * stride);
-    }
+    plan_cos_[bits].resize(PairTableSize(*plan, block));
+    plan_sin_[bits].resize(PairTableSize(*plan, block));
+    PermuteRowPairsForPlan(*plan, relative_cos_.data(), block, plan_cos_[bits].data());
+    PermuteRowPairsForPlan(*plan, relative_sin_.data(), block, plan_sin_[bits].data());
   }
 }
 
@@ -153,7 +150,7 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
       PermuteForPlan(plan, s.b.data(), s.b_plan.data());
       const RotatedRowsQuery rq{s.a_plan.data(), s.b_plan.data(), plan_cos_[bits].data(), plan_sin_[bits].data(),
                                 pair_cos_.data(),   pair_sin_.data(),      s.x.data(), s.y.data(),
-                                head_dim / 2};
+                                head_dim / 2,       pair_stride_};
       if (DotRotatedRows(rq, block_codes, row_bytes, rows, bits, head_dim, scores.data() + start)) continue;
     }
     const float* w0 = s.rotated_q.data();

@@ -1,5 +1,6 @@
 #include "quant/lane_plan.h"
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -91,6 +92,23 @@ void AddFromPlanOrder(const LanePlan& plan, const float* acc, float* out) {
     for (int l = 0; l < kPlanLanes; ++l) {
       const int c = plan.code[s][l];
       if (c >= 0) out[c] += acc[kPlanLanes * s + l];
+    }
+  }
+}
+
+std::size_t PairTableSize(const LanePlan& plan, int n_rows) {
+  return static_cast<std::size_t>((n_rows + 1) / 2) * 2 * static_cast<std::size_t>(plan.n_steps) * kPlanLanes;
+}
+
+void PermuteRowPairsForPlan(const LanePlan& plan, const float* rows, int n_rows, float* out) {
+  std::vector<float> permuted(static_cast<std::size_t>(plan.n_steps) * kPlanLanes);
+  std::fill(out, out + PairTableSize(plan, n_rows), 0.0f);
+  for (int r = 0; r < n_rows; ++r) {
+    PermuteForPlan(plan, rows + static_cast<std::size_t>(r) * static_cast<std::size_t>(plan.n), permuted.data());
+    for (int s = 0; s < plan.n_steps; ++s) {
+      const std::size_t to = (static_cast<std::size_t>(r / 2) * static_cast<std::size_t>(plan.n_steps) + std::size_t(s)) * 2 * kPlanLanes +
+                             static_cast<std::size_t>(r % 2) * kPlanLanes;
+      std::copy(permuted.begin() + s * kPlanLanes, permuted.begin() + (s + 1) * kPlanLanes, out + to);
     }
   }
 }

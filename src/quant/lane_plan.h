@@ -10,6 +10,7 @@
 // The packed format (bitpack.h) is unchanged: this is only the order in which codes are read.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace qaq::internal {
@@ -45,5 +46,11 @@ const LanePlan* GetLanePlan(int bits, int n);
 void PermuteForPlan(const LanePlan& plan, const float* q, float* out);
 // out[code[s][l]] += acc[8 s + l]: a step-order accumulator back in code order.
 void AddFromPlanOrder(const LanePlan& plan, const float* acc, float* out);
+
+// Per-row tables in plan order for two rows per vector: rows 2p and 2p + 1 interleaved by step,
+// out[(p * n_steps + s) * 16 + (r % 2) * 8 + l] = rows[r][code[s][l]] (0 for an unused lane or
+// the missing partner of an odd last row). rows: [n_rows][n]; out: PairTableSize floats.
+std::size_t PairTableSize(const LanePlan& plan, int n_rows);
+void PermuteRowPairsForPlan(const LanePlan& plan, const float* rows, int n_rows, float* out);
 
 }  // namespace qaq::internal

@@ -388,10 +388,11 @@ HWY_INLINE void ForFourRows(const LanePlan& plan, const std::uint8_t* codes, std
   ForRowGroups<4>(plan, codes, row_bytes, n_rows, last_row_bytes, body);
 }
 
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 // 512-bit targets: two rows per vector (row 2k in lanes 0..7, row 2k + 1 in lanes 8..15), eight
-// rows per iteration, the same plan; shifts and the query duplicated into both halves.
-#define QAQ_WIDE_PLAN 1
+// rows per iteration, the same plan; shifts and the query duplicated into both halves. (A macro
+// of HWY_TARGET, so that it is evaluated anew in every target's pass.)
+#define QAQ_WIDE_PLAN (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
+#if QAQ_WIDE_PLAN
 using DW = hn::CappedTag<float, 2 * kPlanLanes>;
 using VW = hn::Vec<DW>;
 using VWU = hn::Vec<hn::RebindToUnsigned<DW>>;
@@ -503,7 +504,7 @@ bool DotRowsPlanned(const float* q, float q_sum, const std::uint8_t* codes, std:
   if (plan == nullptr || n_rows < 4) return false;
   alignas(64) float q_plan[kPlanMaxSteps * kPlanLanes];
   PermuteForPlan(*plan, q, q_plan);
-#ifdef QAQ_WIDE_PLAN
+#if QAQ_WIDE_PLAN
   if (n_rows >= 8) {
     alignas(64) float q_wide[kPlanMaxSteps * 2 * kPlanLanes];
     Duplicate(q_plan, plan->n_steps, q_wide);
@@ -532,7 +533,7 @@ bool AxpyRowsPlanned(const float* w, const std::uint8_t* codes, std::size_t row_
   if (plan == nullptr || n_rows < 4) return false;
   alignas(64) float acc[kPlanMaxSteps * kPlanLanes];
   std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * kPlanLanes));
-#ifdef QAQ_WIDE_PLAN
+#if QAQ_WIDE_PLAN
   if (n_rows >= 8) {
     alignas(64) float wide[kPlanMaxSteps * 2 * kPlanLanes];
     std::memset(wide, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * 2 * kPlanLanes));
@@ -560,73 +561,111 @@ bool AxpyRowsPlanned(const float* w, const std::uint8_t* codes, std::size_t row_
   return true;
 }
 
+// The offset terms of DotRotatedRows for rows r .. r + Lanes(d) - 1: kcos_r . x + ksin_r . y,
+// one row per lane (the tables hold rows in columns).
+template <class D>
+HWY_INLINE void RotatedConstants(D d, const RotatedRowsQuery& rq, int r, float* out) {
+  const auto stride = static_cast<std::size_t>(rq.k_stride);
+  const float* kc = rq.kcos + r;
+  const float* ks = rq.ksin + r;
+  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+  for (int j = 0; j < rq.n_const; ++j, kc += stride, ks += stride) {
+    acc0 = hn::MulAdd(hn::LoadU(d, kc), hn::Set(d, rq.x[j]), acc0);
+    acc1 = hn::MulAdd(hn::LoadU(d, ks), hn::Set(d, rq.y[j]), acc1);
+  }
+  hn::StoreU(hn::Add(acc0, acc1), d, out);
+}
+
 // DotRotatedRows (rotated_dot.h) through the plan.
 template <int B>
 bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes, std::size_t row_bytes,
                            int n_rows, int n, float* out) {
   const LanePlan* plan = GetLanePlan(B, n);
   if (plan == nullptr) return false;
+  const std::size_t pair_stride = 2 * static_cast<std::size_t>(plan->n_steps * kPlanLanes);
+  const int last_pair = (n_rows - 1) / 2;
+#if QAQ_WIDE_PLAN
+  {
+    const DW dw;
+    const hn::RebindToUnsigned<DW> du;
+    const hn::Half<DW> dh;
+    alignas(64) float a_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    alignas(64) float b_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    Duplicate(rq.a_plan, plan->n_steps, a_wide);
+    Duplicate(rq.b_plan, plan->n_steps, b_wide);
+    const WideShifts& shifts = GetWideShifts(*plan);
+    ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+      // Row pairs past the last one reuse its tables (their results are dropped).
+      const float* cp[4];
+      const float* sp[4];
+      for (int k = 0; k < 4; ++k) {
+        const auto pair = static_cast<std::size_t>(std::min(r / 2 + k, last_pair));
+        cp[k] = rq.cos_plan + pair * pair_stride, sp[k] = rq.sin_plan + pair * pair_stride;
+      }
+      VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
+      int s = 0;
+      for (int w = 0; w < plan->n_windows; ++w) {
+        const int off = plan->window_offset[w];
+        const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+        const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+        for (const int end = s + plan->window_steps[w]; s < end; ++s) {
+          const VWU sh = hn::Load(du, shifts.v[s]);
+          const std::size_t k = static_cast<std::size_t>(2 * kPlanLanes * s);
+          const VW a = hn::Load(dw, a_wide + k), b = hn::Load(dw, b_wide + k);
+          a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[0] + k), a, hn::Mul(hn::LoadU(dw, sp[0] + k), b)), WideCodes<B>(v0, sh), a0);
+          a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[1] + k), a, hn::Mul(hn::LoadU(dw, sp[1] + k), b)), WideCodes<B>(v1, sh), a1);
+          a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[2] + k), a, hn::Mul(hn::LoadU(dw, sp[2] + k), b)), WideCodes<B>(v2, sh), a2);
+          a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), WideCodes<B>(v3, sh), a3);
+        }
+      }
+      const VW acc[4] = {a0, a1, a2, a3};
+      float constants[8];
+      RotatedConstants(hn::CappedTag<float, 8>(), rq, r, constants);
+      for (int k = 0; k < 4; ++k) {
+        const int j = 2 * k;
+        if (r + j < n_rows) out[r + j] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k]))) + constants[j];
+        if (r + j + 1 < n_rows) out[r + j + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k]))) + constants[j + 1];
+      }
+    });
+    return true;
+  }
+#else
   const DF df;
   const hn::RebindToUnsigned<DF> du;
-  const std::size_t stride = static_cast<std::size_t>(plan->n_steps * kPlanLanes);
-  const int n_const = rq.n_const, n_const_vec = n_const / kPlanLanes * kPlanLanes;
   ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
-    // Rows past n_rows reuse the last row's tables (their results are dropped).
-    const auto r0 = static_cast<std::size_t>(r), last = static_cast<std::size_t>(n_rows - 1);
-    const std::size_t row1 = std::min(r0 + 1, last), row2 = std::min(r0 + 2, last), row3 = std::min(r0 + 3, last);
-    const float *cp0 = rq.cos_plan + r0 * stride, *cp1 = rq.cos_plan + row1 * stride;
-    const float *cp2 = rq.cos_plan + row2 * stride, *cp3 = rq.cos_plan + row3 * stride;
-    const float *sp0 = rq.sin_plan + r0 * stride, *sp1 = rq.sin_plan + row1 * stride;
-    const float *sp2 = rq.sin_plan + row2 * stride, *sp3 = rq.sin_plan + row3 * stride;
-    VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-    {
-      // The offsets' part.
-      const auto nc = static_cast<std::size_t>(n_const);
-      const float *kc0 = rq.kcos + r0 * nc, *kc1 = rq.kcos + row1 * nc, *kc2 = rq.kcos + row2 * nc, *kc3 = rq.kcos + row3 * nc;
-      const float *ks0 = rq.ksin + r0 * nc, *ks1 = rq.ksin + row1 * nc, *ks2 = rq.ksin + row2 * nc, *ks3 = rq.ksin + row3 * nc;
-      for (int i = 0; i < n_const_vec; i += kPlanLanes) {
-        const VF x = hn::LoadU(df, rq.x + i), y = hn::LoadU(df, rq.y + i);
-        a0 = hn::MulAdd(hn::LoadU(df, kc0 + i), x, hn::MulAdd(hn::LoadU(df, ks0 + i), y, a0));
-        a1 = hn::MulAdd(hn::LoadU(df, kc1 + i), x, hn::MulAdd(hn::LoadU(df, ks1 + i), y, a1));
-        a2 = hn::MulAdd(hn::LoadU(df, kc2 + i), x, hn::MulAdd(hn::LoadU(df, ks2 + i), y, a2));
-        a3 = hn::MulAdd(hn::LoadU(df, kc3 + i), x, hn::MulAdd(hn::LoadU(df, ks3 + i), y, a3));
-      }
-      float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      for (int i = n_const_vec; i < n_const; ++i) {
-        tail[0] += kc0[i] * rq.x[i] + ks0[i] * rq.y[i];
-        tail[1] += kc1[i] * rq.x[i] + ks1[i] * rq.y[i];
-        tail[2] += kc2[i] * rq.x[i] + ks2[i] * rq.y[i];
-        tail[3] += kc3[i] * rq.x[i] + ks3[i] * rq.y[i];
-      }
-      if (n_const_vec < n_const) {
-        const VF lane0 = hn::IfThenElseZero(hn::FirstN(df, 1), hn::Set(df, 1.0f));
-        a0 = hn::MulAdd(lane0, hn::Set(df, tail[0]), a0);
-        a1 = hn::MulAdd(lane0, hn::Set(df, tail[1]), a1);
-        a2 = hn::MulAdd(lane0, hn::Set(df, tail[2]), a2);
-        a3 = hn::MulAdd(lane0, hn::Set(df, tail[3]), a3);
-      }
+    // Row r's tables: its pair's, at lane offset 8 for the odd row; rows past n_rows reuse the
+    // last row's (their results are dropped).
+    const float* cp[4];
+    const float* sp[4];
+    for (int j = 0; j < 4; ++j) {
+      const int row = std::min(r + j, n_rows - 1);
+      const std::size_t at = static_cast<std::size_t>(std::min(row / 2, last_pair)) * pair_stride +
+                             static_cast<std::size_t>(row % 2) * kPlanLanes;
+      cp[j] = rq.cos_plan + at, sp[j] = rq.sin_plan + at;
     }
-    const auto w0 = rows[0], w1 = rows[1], w2 = rows[2], w3 = rows[3];
+    VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
     int s = 0;
     for (int w = 0; w < plan->n_windows; ++w) {
       const int off = plan->window_offset[w];
-      const auto v0 = PlanWindow(w0 + off), v1 = PlanWindow(w1 + off);
-      const auto v2 = PlanWindow(w2 + off), v3 = PlanWindow(w3 + off);
+      const auto v0 = PlanWindow(rows[0] + off), v1 = PlanWindow(rows[1] + off);
+      const auto v2 = PlanWindow(rows[2] + off), v3 = PlanWindow(rows[3] + off);
       for (const int end = s + plan->window_steps[w]; s < end; ++s) {
         const auto sh = hn::Load(du, plan->shifts[s]);
-        const std::size_t k = static_cast<std::size_t>(kPlanLanes * s);
+        const std::size_t k = static_cast<std::size_t>(kPlanLanes * s), kt = 2 * k;
         const VF a = hn::LoadU(df, rq.a_plan + k), b = hn::LoadU(df, rq.b_plan + k);
-        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp0 + k), a, hn::Mul(hn::LoadU(df, sp0 + k), b)), PlanCodes<B>(v0, sh), a0);
-        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp1 + k), a, hn::Mul(hn::LoadU(df, sp1 + k), b)), PlanCodes<B>(v1, sh), a1);
-        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp2 + k), a, hn::Mul(hn::LoadU(df, sp2 + k), b)), PlanCodes<B>(v2, sh), a2);
-        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp3 + k), a, hn::Mul(hn::LoadU(df, sp3 + k), b)), PlanCodes<B>(v3, sh), a3);
+        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[0] + kt), a, hn::Mul(hn::LoadU(df, sp[0] + kt), b)), PlanCodes<B>(v0, sh), a0);
+        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[1] + kt), a, hn::Mul(hn::LoadU(df, sp[1] + kt), b)), PlanCodes<B>(v1, sh), a1);
+        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[2] + kt), a, hn::Mul(hn::LoadU(df, sp[2] + kt), b)), PlanCodes<B>(v2, sh), a2);
+        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[3] + kt), a, hn::Mul(hn::LoadU(df, sp[3] + kt), b)), PlanCodes<B>(v3, sh), a3);
       }
     }
-    const float sums[4] = {hn::GetLane(hn::SumOfLanes(df, a0)), hn::GetLane(hn::SumOfLanes(df, a1)),
-                           hn::GetLane(hn::SumOfLanes(df, a2)), hn::GetLane(hn::SumOfLanes(df, a3))};
-    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = sums[j];
+    const VF acc[4] = {a0, a1, a2, a3};
+    float constants[4];
+    RotatedConstants(hn::CappedTag<float, 4>(), rq, r, constants);
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = hn::GetLane(hn::SumOfLanes(df, acc[j])) + constants[j];
   });
   return true;
+#endif
 }
 
 #endif  // HWY_TARGET == HWY_SCALAR

@@ -203,7 +203,7 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
     std::uniform_real_distribution<float> angle(0.0f, 6.2831853f);
     for (int bits = 0; bits <= 8; ++bits) {
       for (int n : {64, 128, 256}) {
-        for (int n_rows : {1, 3, 4, 9, 64}) {
+        for (int n_rows : {1, 3, 4, 9, 15, 64}) {
           RandomRows r = MakeRows(rng, bits, n, n_rows);
           if (bits > 0) {
             r.packed[0] = 0xff;  // the first codes at 2^B - 1
@@ -213,7 +213,9 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
           // The constant term's tables: odd lengths too (a scalar tail).
           const std::size_t nk = nn / 2 + std::size_t(n_rows % 3);
           std::vector<float> a(nn), b(nn), x(nk), y(nk), cos(nn * std::size_t(n_rows)), sin(cos.size());
-          std::vector<float> kcos(nk * std::size_t(n_rows)), ksin(kcos.size());
+          // Transposed (rows in columns), as the kernel reads them.
+          const std::size_t k_stride = (std::size_t(n_rows) + 7) / 8 * 8;
+          std::vector<float> kcos(nk * k_stride), ksin(kcos.size());
           for (std::size_t i = 0; i < nn; ++i) a[i] = normal(rng), b[i] = normal(rng);
           for (std::size_t i = 0; i < nk; ++i) x[i] = normal(rng), y[i] = normal(rng);
           for (std::size_t i = 0; i < cos.size(); ++i) {
@@ -229,16 +231,15 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
           bool done = false;
           if (plan != nullptr) {
             const std::size_t stride = std::size_t(plan->n_steps) * internal::kPlanLanes;
-            std::vector<float> a_plan(stride), b_plan(stride), cos_plan(stride * std::size_t(n_rows)), sin_plan(cos_plan.size());
+            std::vector<float> a_plan(stride), b_plan(stride), cos_plan(internal::PairTableSize(*plan, n_rows)),
+                sin_plan(cos_plan.size());
             internal::PermuteForPlan(*plan, a.data(), a_plan.data());
             internal::PermuteForPlan(*plan, b.data(), b_plan.data());
-            for (int row = 0; row < n_rows; ++row) {
-              internal::PermuteForPlan(*plan, cos.data() + std::size_t(row) * nn, cos_plan.data() + std::size_t(row) * stride);
-              internal::PermuteForPlan(*plan, sin.data() + std::size_t(row) * nn, sin_plan.data() + std::size_t(row) * stride);
-            }
+            internal::PermuteRowPairsForPlan(*plan, cos.data(), n_rows, cos_plan.data());
+            internal::PermuteRowPairsForPlan(*plan, sin.data(), n_rows, sin_plan.data());
             const internal::RotatedRowsQuery rq{a_plan.data(), b_plan.data(), cos_plan.data(), sin_plan.data(),
                                                 kcos.data(),   ksin.data(),   x.data(),        y.data(),
-                                                int(nk)};
+                                                int(nk),       int(k_stride)};
             done = internal::DotRotatedRows(rq, r.packed.data(), r.row_bytes, n_rows, bits, n, out.data());
           }
           if (!done) continue;
@@ -247,9 +248,11 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
             const std::uint8_t* codes = r.packed.data() + std::size_t(row) * r.row_bytes;
             const float* c = cos.data() + std::size_t(row) * nn;
             const float* s = sin.data() + std::size_t(row) * nn;
-            const float* kc = kcos.data() + std::size_t(row) * nk;
-            const float* ks = ksin.data() + std::size_t(row) * nk;
-            const float ref = internal::DotRotatedRowRef(a.data(), b.data(), c, s, kc, ks, x.data(), y.data(), int(nk),
+            std::vector<float> kc(nk), ks(nk);
+            for (std::size_t i = 0; i < nk; ++i) {
+              kc[i] = kcos[i * k_stride + std::size_t(row)], ks[i] = ksin[i * k_stride + std::size_t(row)];
+            }
+            const float ref = internal::DotRotatedRowRef(a.data(), b.data(), c, s, kc.data(), ks.data(), x.data(), y.data(), int(nk),
                                                          codes, bits, n);
             float scale = 0;
             for (std::size_t i = 0; i < nn; ++i) {

@@ -17,13 +17,14 @@ namespace qaq::internal {
 struct RotatedRowsQuery {
   const float* a_plan;    // [n_steps * 8]: a in the order of GetLanePlan(bits, n)
   const float* b_plan;    // [n_steps * 8]
-  const float* cos_plan;  // [row][n_steps * 8]: cos_r in plan order
-  const float* sin_plan;  // [row][n_steps * 8]
-  const float* kcos;      // [row][n_const]
-  const float* ksin;      // [row][n_const]
+  const float* cos_plan;  // cos_r of every row in plan order, PermuteRowPairsForPlan's layout
+  const float* sin_plan;  // the same for sin_r
+  const float* kcos;      // [n_const][k_stride]: kcos_r is column r (rows in lanes)
+  const float* ksin;      // [n_const][k_stride]
   const float* x;         // [n_const]
   const float* y;         // [n_const]
   int n_const;
+  int k_stride;           // >= n_rows rounded up to a multiple of 8 (columns past n_rows are read)
 };
 
 // out[r] for rows r < n_rows stored row_bytes apart; false (nothing written) when this CPU's
