@@ -15,7 +15,7 @@ namespace {
 
 struct ChannelScratch {
   std::vector<float> scaled_q, rotated_q, swapped_q, offsets, scales;
-  std::vector<float> a, b, x, y, a_plan, b_plan;
+  std::vector<float> a_plan, b_plan, scale_plan, offset_plan;
   std::vector<AffineMeta> channels, rows;
 };
 
@@ -43,10 +43,12 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
   // each rotated pair: C = (c, c), S = (s, -s) per pair (1 and 0 beyond rope_dim). The angles are
   // the rotator's: R_r^T applied to (1, 0) gives (c, -s).
   const int head_dim = shape.head_dim;
-  relative_cos_.assign(std::size_t(block) * std::size_t(head_dim), 1.0f);
+  // (At least kRotatedGroup rows: the fused kernel's per-row tables.)
+  const int table_rows = std::max(block, kRotatedGroup);
+  relative_cos_.assign(std::size_t(table_rows) * std::size_t(head_dim), 1.0f);
   relative_sin_.assign(relative_cos_.size(), 0.0f);
   std::vector<float> unit(static_cast<std::size_t>(head_dim));
-  for (int r = 0; r < block; ++r) {
+  for (int r = 0; r < table_rows; ++r) {
     for (int d = 0; d < head_dim; ++d) unit[std::size_t(d)] = d % 2 == 0 ? 1.0f : 0.0f;
     rotator->Unrotate(unit.data(), std::min(r, shape.max_tokens - 1), unit.data());
     for (int d = 0; d + 1 < rope_dim_; d += 2) {
@@ -56,27 +58,23 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
       relative_sin_[i + 1] = unit[std::size_t(d) + 1];
     }
   }
-  // R_r^T keeps the two values of a pair on one cosine and opposite sines (C = (c, c),
-  // S = (-s, s); c = 1, s = 0 past rope_dim), so C . x + S . y = sum_j c_j (x_2j + x_2j+1) +
-  // s_j (y_2j+1 - y_2j).
-  const int half = head_dim / 2;
-  pair_stride_ = (block + 7) / 8 * 8;
-  pair_cos_.assign(std::size_t(pair_stride_) * std::size_t(half), 0.0f);
-  pair_sin_.assign(pair_cos_.size(), 0.0f);
-  for (int r = 0; r < block; ++r) {
-    for (int j = 0; j < half; ++j) {
-      const std::size_t from = std::size_t(r) * std::size_t(head_dim) + 2 * std::size_t(j);
-      pair_cos_[std::size_t(j) * std::size_t(pair_stride_) + std::size_t(r)] = relative_cos_[from];
-      pair_sin_[std::size_t(j) * std::size_t(pair_stride_) + std::size_t(r)] = relative_sin_[from + 1];
-    }
-  }
   for (int bits = 1; bits <= kMaxCodeBits; ++bits) {
     const LanePlan* plan = GetLanePlan(bits, head_dim);
     if (plan == nullptr) continue;
-    plan_cos_[bits].resize(PairTableSize(*plan, block));
-    plan_sin_[bits].resize(PairTableSize(*plan, block));
-    PermuteRowPairsForPlan(*plan, relative_cos_.data(), block, plan_cos_[bits].data());
-    PermuteRowPairsForPlan(*plan, relative_sin_.data(), block, plan_sin_[bits].data());
+    // rotated_dot.h: R_v for v < 8 per row, R_8u for the query of each group of 8 rows.
+    plan_cos_[bits].resize(PairTableSize(*plan, kRotatedGroup));
+    plan_sin_[bits].resize(PairTableSize(*plan, kRotatedGroup));
+    PermuteRowPairsForPlan(*plan, relative_cos_.data(), kRotatedGroup, plan_cos_[bits].data());
+    PermuteRowPairsForPlan(*plan, relative_sin_.data(), kRotatedGroup, plan_sin_[bits].data());
+    const int groups = (block + kRotatedGroup - 1) / kRotatedGroup;
+    const std::size_t stride = std::size_t(plan->n_steps) * kPlanLanes;
+    group_cos_[bits].resize(std::size_t(groups) * stride);
+    group_sin_[bits].resize(std::size_t(groups) * stride);
+    for (int u = 0; u < groups; ++u) {
+      const std::size_t from = std::size_t(u) * kRotatedGroup * std::size_t(head_dim);
+      PermuteForPlan(*plan, relative_cos_.data() + from, group_cos_[bits].data() + std::size_t(u) * stride);
+      PermuteForPlan(*plan, relative_sin_.data() + from, group_sin_[bits].data() + std::size_t(u) * stride);
+    }
   }
 }
 
@@ -130,27 +128,18 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
       s.scales[std::size_t(d)] = s.channels[std::size_t(d)].scale;
     }
     if (!plan_cos_[bits].empty()) {
-      // One pass over the block's codes (rotated_dot.h): a, b = (rotated, swapped query) * scale,
-      // x, y = the same * offset.
-      for (auto* v : {&s.a, &s.b}) v->resize(std::size_t(head_dim));
-      for (auto* v : {&s.x, &s.y}) v->resize(std::size_t(head_dim / 2));
-      for (int d = 0; d < head_dim; ++d) {
-        const auto i = std::size_t(d);
-        s.a[i] = s.rotated_q[i] * s.scales[i], s.b[i] = s.swapped_q[i] * s.scales[i];
-      }
-      for (int j = 0; j < head_dim / 2; ++j) {
-        const auto i = 2 * std::size_t(j);
-        s.x[std::size_t(j)] = s.rotated_q[i] * s.offsets[i] + s.rotated_q[i + 1] * s.offsets[i + 1];
-        s.y[std::size_t(j)] = s.swapped_q[i + 1] * s.offsets[i + 1] - s.swapped_q[i] * s.offsets[i];
-      }
+      // One pass over the block's codes (rotated_dot.h): the rotated and swapped query, the
+      // channel scales and offsets, all in plan order.
       const LanePlan& plan = *GetLanePlan(bits, head_dim);
-      s.a_plan.resize(std::size_t(plan.n_steps) * kPlanLanes);
-      s.b_plan.resize(s.a_plan.size());
-      PermuteForPlan(plan, s.a.data(), s.a_plan.data());
-      PermuteForPlan(plan, s.b.data(), s.b_plan.data());
-      const RotatedRowsQuery rq{s.a_plan.data(), s.b_plan.data(), plan_cos_[bits].data(), plan_sin_[bits].data(),
-                                pair_cos_.data(),   pair_sin_.data(),      s.x.data(), s.y.data(),
-                                head_dim / 2,       pair_stride_};
+      const std::size_t steps = std::size_t(plan.n_steps) * kPlanLanes;
+      for (auto* v : {&s.a_plan, &s.b_plan, &s.scale_plan, &s.offset_plan}) v->resize(steps);
+      PermuteForPlan(plan, s.rotated_q.data(), s.a_plan.data());
+      PermuteForPlan(plan, s.swapped_q.data(), s.b_plan.data());
+      PermuteForPlan(plan, s.scales.data(), s.scale_plan.data());
+      PermuteForPlan(plan, s.offsets.data(), s.offset_plan.data());
+      const RotatedRowsQuery rq{s.a_plan.data(),         s.b_plan.data(),         plan_cos_[bits].data(),
+                                plan_sin_[bits].data(),   group_cos_[bits].data(), group_sin_[bits].data(),
+                                s.scale_plan.data(),      s.offset_plan.data()};
       if (DotRotatedRows(rq, block_codes, row_bytes, rows, bits, head_dim, scores.data() + start)) continue;
     }
     const float* w0 = s.rotated_q.data();

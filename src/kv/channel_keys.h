@@ -92,14 +92,11 @@ class ChannelKeys {
   const RopeRotator* rotator_;
   int rope_dim_;
   std::vector<HeadSlot> slots_;  // [layer][kv_head]
-  std::vector<float> relative_cos_, relative_sin_;  // prerope: R_r^T, r < block ([r][head_dim])
-  // prerope: the same tables in the lane order of GetLanePlan(bits, head_dim), per width 0..8
-  // (empty where the width has no plan), PermuteRowPairsForPlan's layout.
-  std::vector<float> plan_cos_[9], plan_sin_[9];
-  // prerope: one cosine and sine per rotated pair and r (the offset term of rotated_dot.h):
-  // [head_dim / 2][pair_stride_], r in columns.
-  std::vector<float> pair_cos_, pair_sin_;
-  int pair_stride_ = 0;  // block rounded up to a multiple of 8
+  std::vector<float> relative_cos_, relative_sin_;  // prerope: R_r^T, r < max(block, 8) ([r][head_dim])
+  // prerope, per width 0..8 (empty where the width has no plan), in the lane order of
+  // GetLanePlan(bits, head_dim): R_v^T for v < 8 (PermuteRowPairsForPlan's layout) and R_8u^T
+  // for the groups of 8 rows of a block ([u][n_steps * 8]); see quant/rotated_dot.h.
+  std::vector<float> plan_cos_[9], plan_sin_[9], group_cos_[9], group_sin_[9];
   GroupQuantizer quantizer_{0.0};
   std::vector<float> channel_;           // [block]
   std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked

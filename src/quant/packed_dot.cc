@@ -561,19 +561,18 @@ bool AxpyRowsPlanned(const float* w, const std::uint8_t* codes, std::size_t row_
   return true;
 }
 
-// The offset terms of DotRotatedRows for rows r .. r + Lanes(d) - 1: kcos_r . x + ksin_r . y,
-// one row per lane (the tables hold rows in columns).
-template <class D>
-HWY_INLINE void RotatedConstants(D d, const RotatedRowsQuery& rq, int r, float* out) {
-  const auto stride = static_cast<std::size_t>(rq.k_stride);
-  const float* kc = rq.kcos + r;
-  const float* ks = rq.ksin + r;
-  auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-  for (int j = 0; j < rq.n_const; ++j, kc += stride, ks += stride) {
-    acc0 = hn::MulAdd(hn::LoadU(d, kc), hn::Set(d, rq.x[j]), acc0);
-    acc1 = hn::MulAdd(hn::LoadU(d, ks), hn::Set(d, rq.y[j]), acc1);
+// The query of row group u in plan order (rotated_dot.h): a_u = G_u a + H_u b, b_u = G_u b - H_u a.
+HWY_INLINE void GroupQuery(const RotatedRowsQuery& rq, int n_steps, int u, float* a_u, float* b_u) {
+  const DF df;
+  const auto stride = static_cast<std::size_t>(n_steps * kPlanLanes);
+  const float* g = rq.group_cos + static_cast<std::size_t>(u) * stride;
+  const float* h = rq.group_sin + static_cast<std::size_t>(u) * stride;
+  for (std::size_t k = 0; k < stride; k += kPlanLanes) {
+    const VF a = hn::LoadU(df, rq.a_plan + k), b = hn::LoadU(df, rq.b_plan + k);
+    const VF gk = hn::LoadU(df, g + k), hk = hn::LoadU(df, h + k);
+    hn::StoreU(hn::MulAdd(gk, a, hn::Mul(hk, b)), df, a_u + k);
+    hn::StoreU(hn::NegMulAdd(hk, a, hn::Mul(gk, b)), df, b_u + k);
   }
-  hn::StoreU(hn::Add(acc0, acc1), d, out);
 }
 
 // DotRotatedRows (rotated_dot.h) through the plan.
@@ -583,7 +582,8 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
   const LanePlan* plan = GetLanePlan(B, n);
   if (plan == nullptr) return false;
   const std::size_t pair_stride = 2 * static_cast<std::size_t>(plan->n_steps * kPlanLanes);
-  const int last_pair = (n_rows - 1) / 2;
+  alignas(64) float a_u[kPlanMaxSteps * kPlanLanes];
+  alignas(64) float b_u[kPlanMaxSteps * kPlanLanes];
 #if QAQ_WIDE_PLAN
   {
     const DW dw;
@@ -591,16 +591,21 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
     const hn::Half<DW> dh;
     alignas(64) float a_wide[kPlanMaxSteps * 2 * kPlanLanes];
     alignas(64) float b_wide[kPlanMaxSteps * 2 * kPlanLanes];
-    Duplicate(rq.a_plan, plan->n_steps, a_wide);
-    Duplicate(rq.b_plan, plan->n_steps, b_wide);
+    alignas(64) float scale_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    alignas(64) float offset_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    Duplicate(rq.scale, plan->n_steps, scale_wide);
+    Duplicate(rq.offset, plan->n_steps, offset_wide);
     const WideShifts& shifts = GetWideShifts(*plan);
+    static_assert(kRotatedGroup == 8);
     ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
-      // Row pairs past the last one reuse its tables (their results are dropped).
+      GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
+      Duplicate(a_u, plan->n_steps, a_wide);
+      Duplicate(b_u, plan->n_steps, b_wide);
       const float* cp[4];
       const float* sp[4];
       for (int k = 0; k < 4; ++k) {
-        const auto pair = static_cast<std::size_t>(std::min(r / 2 + k, last_pair));
-        cp[k] = rq.cos_plan + pair * pair_stride, sp[k] = rq.sin_plan + pair * pair_stride;
+        cp[k] = rq.cos_plan + static_cast<std::size_t>(k) * pair_stride;
+        sp[k] = rq.sin_plan + static_cast<std::size_t>(k) * pair_stride;
       }
       VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
       int s = 0;
@@ -612,19 +617,18 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
           const VWU sh = hn::Load(du, shifts.v[s]);
           const std::size_t k = static_cast<std::size_t>(2 * kPlanLanes * s);
           const VW a = hn::Load(dw, a_wide + k), b = hn::Load(dw, b_wide + k);
-          a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[0] + k), a, hn::Mul(hn::LoadU(dw, sp[0] + k), b)), WideCodes<B>(v0, sh), a0);
-          a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[1] + k), a, hn::Mul(hn::LoadU(dw, sp[1] + k), b)), WideCodes<B>(v1, sh), a1);
-          a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[2] + k), a, hn::Mul(hn::LoadU(dw, sp[2] + k), b)), WideCodes<B>(v2, sh), a2);
-          a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), WideCodes<B>(v3, sh), a3);
+          const VW sc = hn::Load(dw, scale_wide + k), of = hn::Load(dw, offset_wide + k);
+          a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[0] + k), a, hn::Mul(hn::LoadU(dw, sp[0] + k), b)), hn::MulAdd(sc, WideCodes<B>(v0, sh), of), a0);
+          a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[1] + k), a, hn::Mul(hn::LoadU(dw, sp[1] + k), b)), hn::MulAdd(sc, WideCodes<B>(v1, sh), of), a1);
+          a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[2] + k), a, hn::Mul(hn::LoadU(dw, sp[2] + k), b)), hn::MulAdd(sc, WideCodes<B>(v2, sh), of), a2);
+          a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), hn::MulAdd(sc, WideCodes<B>(v3, sh), of), a3);
         }
       }
       const VW acc[4] = {a0, a1, a2, a3};
-      float constants[8];
-      RotatedConstants(hn::CappedTag<float, 8>(), rq, r, constants);
       for (int k = 0; k < 4; ++k) {
         const int j = 2 * k;
-        if (r + j < n_rows) out[r + j] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k]))) + constants[j];
-        if (r + j + 1 < n_rows) out[r + j + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k]))) + constants[j + 1];
+        if (r + j < n_rows) out[r + j] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k])));
+        if (r + j + 1 < n_rows) out[r + j + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k])));
       }
     });
     return true;
@@ -633,14 +637,13 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
   const DF df;
   const hn::RebindToUnsigned<DF> du;
   ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
-    // Row r's tables: its pair's, at lane offset 8 for the odd row; rows past n_rows reuse the
-    // last row's (their results are dropped).
+    // Row r = 8u + v: group u's query, then v's tables (its pair's, at lane offset 8 for odd v).
+    GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
     const float* cp[4];
     const float* sp[4];
     for (int j = 0; j < 4; ++j) {
-      const int row = std::min(r + j, n_rows - 1);
-      const std::size_t at = static_cast<std::size_t>(std::min(row / 2, last_pair)) * pair_stride +
-                             static_cast<std::size_t>(row % 2) * kPlanLanes;
+      const int v = (r + j) % kRotatedGroup;
+      const std::size_t at = static_cast<std::size_t>(v / 2) * pair_stride + static_cast<std::size_t>(v % 2) * kPlanLanes;
       cp[j] = rq.cos_plan + at, sp[j] = rq.sin_plan + at;
     }
     VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
@@ -652,17 +655,16 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
       for (const int end = s + plan->window_steps[w]; s < end; ++s) {
         const auto sh = hn::Load(du, plan->shifts[s]);
         const std::size_t k = static_cast<std::size_t>(kPlanLanes * s), kt = 2 * k;
-        const VF a = hn::LoadU(df, rq.a_plan + k), b = hn::LoadU(df, rq.b_plan + k);
-        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[0] + kt), a, hn::Mul(hn::LoadU(df, sp[0] + kt), b)), PlanCodes<B>(v0, sh), a0);
-        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[1] + kt), a, hn::Mul(hn::LoadU(df, sp[1] + kt), b)), PlanCodes<B>(v1, sh), a1);
-        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[2] + kt), a, hn::Mul(hn::LoadU(df, sp[2] + kt), b)), PlanCodes<B>(v2, sh), a2);
-        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[3] + kt), a, hn::Mul(hn::LoadU(df, sp[3] + kt), b)), PlanCodes<B>(v3, sh), a3);
+        const VF a = hn::Load(df, a_u + k), b = hn::Load(df, b_u + k);
+        const VF sc = hn::LoadU(df, rq.scale + k), of = hn::LoadU(df, rq.offset + k);
+        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[0] + kt), a, hn::Mul(hn::LoadU(df, sp[0] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v0, sh), of), a0);
+        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[1] + kt), a, hn::Mul(hn::LoadU(df, sp[1] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v1, sh), of), a1);
+        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[2] + kt), a, hn::Mul(hn::LoadU(df, sp[2] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v2, sh), of), a2);
+        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[3] + kt), a, hn::Mul(hn::LoadU(df, sp[3] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v3, sh), of), a3);
       }
     }
     const VF acc[4] = {a0, a1, a2, a3};
-    float constants[4];
-    RotatedConstants(hn::CappedTag<float, 4>(), rq, r, constants);
-    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = hn::GetLane(hn::SumOfLanes(df, acc[j])) + constants[j];
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = hn::GetLane(hn::SumOfLanes(df, acc[j]));
   });
   return true;
 #endif

@@ -61,16 +61,14 @@ float DotF16Ref(const float* a, const std::uint16_t* b_fp16, int n) {
 
 namespace qaq::internal {
 
-float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* kcos,
-                       const float* ksin, const float* x, const float* y, int n_const, const std::uint8_t* codes,
-                       int bits, int n) {
+float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* scale,
+                       const float* offset, const std::uint8_t* codes, int bits, int n) {
   float sum = 0.0f;
   for (int i = 0; i < n; ++i) {
     const float w = cos[i] * a[i] + sin[i] * b[i];
     const float c = bits == 0 ? 0.0f : static_cast<float>(ReadCode(codes, bits, static_cast<std::size_t>(i)));
-    sum += w * c;
+    sum += w * (offset[i] + scale[i] * c);
   }
-  for (int k = 0; k < n_const; ++k) sum += kcos[k] * x[k] + ksin[k] * y[k];
   return sum;
 }
 

@@ -193,14 +193,24 @@ TEST(PackedDotTest, ManyRowsMatchReferenceOnEveryTarget) {
   });
 }
 
-// Rows against per-row rotated queries (pre-RoPE keys) against the scalar reference; also codes
-// at the extremes 0 and 2^B - 1 (the codes of a group's outliers and clipped values).
+// RoPE-shaped tables for angle r * theta_j on pair j: cos = (c, c), sin = (-s, s) per pair.
+void RotationTables(const std::vector<double>& theta, int r, float* cos, float* sin) {
+  for (std::size_t j = 0; j < theta.size(); ++j) {
+    const double c = std::cos(double(r) * theta[j]), s = std::sin(double(r) * theta[j]);
+    cos[2 * j] = cos[2 * j + 1] = float(c);
+    sin[2 * j] = float(-s), sin[2 * j + 1] = float(s);
+  }
+}
+
+// Rows against per-row rotated queries (pre-RoPE keys) against the scalar reference with each
+// row's own rotation (the kernel composes a group rotation and a per-row one); codes at the
+// extremes 0 and 2^B - 1 too.
 TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
   int planned = 0;
   ForEachTarget([&planned] {
     std::mt19937 rng(8);
     std::normal_distribution<float> normal;
-    std::uniform_real_distribution<float> angle(0.0f, 6.2831853f);
+    std::uniform_real_distribution<double> angle(0.0, 1.0);
     for (int bits = 0; bits <= 8; ++bits) {
       for (int n : {64, 128, 256}) {
         for (int n_rows : {1, 3, 4, 9, 15, 64}) {
@@ -210,36 +220,43 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
             r.packed[r.packed.size() - 1] = 0;
           }
           const auto nn = static_cast<std::size_t>(n);
-          // The constant term's tables: odd lengths too (a scalar tail).
-          const std::size_t nk = nn / 2 + std::size_t(n_rows % 3);
-          std::vector<float> a(nn), b(nn), x(nk), y(nk), cos(nn * std::size_t(n_rows)), sin(cos.size());
-          // Transposed (rows in columns), as the kernel reads them.
-          const std::size_t k_stride = (std::size_t(n_rows) + 7) / 8 * 8;
-          std::vector<float> kcos(nk * k_stride), ksin(kcos.size());
-          for (std::size_t i = 0; i < nn; ++i) a[i] = normal(rng), b[i] = normal(rng);
-          for (std::size_t i = 0; i < nk; ++i) x[i] = normal(rng), y[i] = normal(rng);
-          for (std::size_t i = 0; i < cos.size(); ++i) {
-            const float t = angle(rng);
-            cos[i] = std::cos(t), sin[i] = std::sin(t);
+          std::vector<double> theta(nn / 2);
+          for (auto& t : theta) t = angle(rng);
+          std::vector<float> cos(nn * std::size_t(n_rows)), sin(cos.size());
+          for (int row = 0; row < n_rows; ++row) {
+            RotationTables(theta, row, cos.data() + std::size_t(row) * nn, sin.data() + std::size_t(row) * nn);
           }
-          for (std::size_t i = 0; i < kcos.size(); ++i) {
-            const float t = angle(rng);
-            kcos[i] = std::cos(t), ksin[i] = std::sin(t);
+          std::vector<float> a(nn), b(nn), scale(nn), offset(nn);
+          for (std::size_t i = 0; i < nn; ++i) {
+            a[i] = normal(rng), b[i] = normal(rng), scale[i] = std::abs(normal(rng)) * 0.1f, offset[i] = normal(rng);
           }
+          scale[1] = 0.0f;  // a constant channel
           std::vector<float> out(static_cast<std::size_t>(n_rows), -1.0f);
           const internal::LanePlan* plan = internal::GetLanePlan(bits, n);
           bool done = false;
           if (plan != nullptr) {
             const std::size_t stride = std::size_t(plan->n_steps) * internal::kPlanLanes;
-            std::vector<float> a_plan(stride), b_plan(stride), cos_plan(internal::PairTableSize(*plan, n_rows)),
-                sin_plan(cos_plan.size());
+            const int groups = (n_rows + internal::kRotatedGroup - 1) / internal::kRotatedGroup;
+            std::vector<float> v_cos(nn * internal::kRotatedGroup), v_sin(v_cos.size()), g_cos(nn), g_sin(nn);
+            for (int v = 0; v < internal::kRotatedGroup; ++v) {
+              RotationTables(theta, v, v_cos.data() + std::size_t(v) * nn, v_sin.data() + std::size_t(v) * nn);
+            }
+            std::vector<float> scale_plan(stride), offset_plan(stride);
+            internal::PermuteForPlan(*plan, scale.data(), scale_plan.data());
+            internal::PermuteForPlan(*plan, offset.data(), offset_plan.data());
+            std::vector<float> a_plan(stride), b_plan(stride), cos_plan(internal::PairTableSize(*plan, internal::kRotatedGroup)),
+                sin_plan(cos_plan.size()), group_cos(stride * std::size_t(groups)), group_sin(group_cos.size());
             internal::PermuteForPlan(*plan, a.data(), a_plan.data());
             internal::PermuteForPlan(*plan, b.data(), b_plan.data());
-            internal::PermuteRowPairsForPlan(*plan, cos.data(), n_rows, cos_plan.data());
-            internal::PermuteRowPairsForPlan(*plan, sin.data(), n_rows, sin_plan.data());
-            const internal::RotatedRowsQuery rq{a_plan.data(), b_plan.data(), cos_plan.data(), sin_plan.data(),
-                                                kcos.data(),   ksin.data(),   x.data(),        y.data(),
-                                                int(nk),       int(k_stride)};
+            internal::PermuteRowPairsForPlan(*plan, v_cos.data(), internal::kRotatedGroup, cos_plan.data());
+            internal::PermuteRowPairsForPlan(*plan, v_sin.data(), internal::kRotatedGroup, sin_plan.data());
+            for (int u = 0; u < groups; ++u) {
+              RotationTables(theta, u * internal::kRotatedGroup, g_cos.data(), g_sin.data());
+              internal::PermuteForPlan(*plan, g_cos.data(), group_cos.data() + std::size_t(u) * stride);
+              internal::PermuteForPlan(*plan, g_sin.data(), group_sin.data() + std::size_t(u) * stride);
+            }
+            const internal::RotatedRowsQuery rq{a_plan.data(),    b_plan.data(),    cos_plan.data(),   sin_plan.data(),
+                                                group_cos.data(), group_sin.data(), scale_plan.data(), offset_plan.data()};
             done = internal::DotRotatedRows(rq, r.packed.data(), r.row_bytes, n_rows, bits, n, out.data());
           }
           if (!done) continue;
@@ -248,19 +265,14 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
             const std::uint8_t* codes = r.packed.data() + std::size_t(row) * r.row_bytes;
             const float* c = cos.data() + std::size_t(row) * nn;
             const float* s = sin.data() + std::size_t(row) * nn;
-            std::vector<float> kc(nk), ks(nk);
-            for (std::size_t i = 0; i < nk; ++i) {
-              kc[i] = kcos[i * k_stride + std::size_t(row)], ks[i] = ksin[i * k_stride + std::size_t(row)];
-            }
-            const float ref = internal::DotRotatedRowRef(a.data(), b.data(), c, s, kc.data(), ks.data(), x.data(), y.data(), int(nk),
-                                                         codes, bits, n);
-            float scale = 0;
+            const float ref =
+                internal::DotRotatedRowRef(a.data(), b.data(), c, s, scale.data(), offset.data(), codes, bits, n);
+            float scale_sum = 0;
             for (std::size_t i = 0; i < nn; ++i) {
               const float code = bits == 0 ? 0.0f : float(internal::ReadCode(codes, bits, i));
-              scale += std::abs((c[i] * a[i] + s[i] * b[i]) * code);
+              scale_sum += (std::abs(a[i]) + std::abs(b[i])) * (std::abs(offset[i]) + scale[i] * code);
             }
-            for (std::size_t i = 0; i < nk; ++i) scale += std::abs(kc[i] * x[i]) + std::abs(ks[i] * y[i]);
-            ASSERT_NEAR(out[std::size_t(row)], ref, kRelTol * scale) << bits << " " << n << " rows " << n_rows << " row " << row;
+            ASSERT_NEAR(out[std::size_t(row)], ref, kRelTol * scale_sum) << bits << " " << n << " rows " << n_rows << " row " << row;
           }
         }
       }

@@ -1,12 +1,10 @@
 // Scores of keys stored before RoPE (kv/channel_keys.h): every row r (token) is taken against
 // its own rotation of the query, written per element as
-//   w_r[i] = cos_r[i] a[i] + sin_r[i] b[i]        (a, b: the query and its pair-swapped copy,
-//                                                   both already multiplied by the channel scales)
-//   out[r] = sum_i w_r[i] c_ri + (kcos_r . x + ksin_r . y)
-// i.e. q . R_r dequant(k_r) with dequant = offset + scale * code, in one pass over the codes
-// instead of a rotated query, a separate dot product and a dispatch per token. The constant
-// (offset) part has its own, shorter tables: the caller folds RoPE's pairs (equal cosines,
-// opposite sines) into one term each.
+//   w_r[i] = cos_r[i] a[i] + sin_r[i] b[i]        (a, b: the query and its pair-swapped copy;
+//                                                   cos_r, sin_r: R_r as below)
+//   out[r] = sum_i w_r[i] (offset[i] + scale[i] c_ri)
+// i.e. q . R_r dequant(k_r) with per-channel dequant = offset + scale * code, in one pass over
+// the codes instead of a rotated query, a separate dot product and a dispatch per token.
 #pragma once
 
 #include <cstddef>
@@ -14,17 +12,21 @@
 
 namespace qaq::internal {
 
+// Rows are taken in groups of kRotatedGroup: row r = 8u + v is rotated by R_v R_8u, the query
+// first by group (a_u = G_u a + H_u b, b_u = G_u b - H_u a, elementwise in plan order: rotating
+// the query's pairs by 8u) and then by v (cos_v, sin_v), so that the per-row tables stay small
+// enough for the first-level cache whatever the number of rows.
+inline constexpr int kRotatedGroup = 8;
+
 struct RotatedRowsQuery {
-  const float* a_plan;    // [n_steps * 8]: a in the order of GetLanePlan(bits, n)
-  const float* b_plan;    // [n_steps * 8]
-  const float* cos_plan;  // cos_r of every row in plan order, PermuteRowPairsForPlan's layout
-  const float* sin_plan;  // the same for sin_r
-  const float* kcos;      // [n_const][k_stride]: kcos_r is column r (rows in lanes)
-  const float* ksin;      // [n_const][k_stride]
-  const float* x;         // [n_const]
-  const float* y;         // [n_const]
-  int n_const;
-  int k_stride;           // >= n_rows rounded up to a multiple of 8 (columns past n_rows are read)
+  const float* a_plan;     // [n_steps * 8]: a in the order of GetLanePlan(bits, n)
+  const float* b_plan;     // [n_steps * 8]
+  const float* cos_plan;   // cos_v for v < 8 in plan order, PermuteRowPairsForPlan's layout (8 rows)
+  const float* sin_plan;   // the same for sin_v
+  const float* group_cos;  // [u][n_steps * 8]: G_u in plan order, u < ceil(n_rows / 8)
+  const float* group_sin;  // [u][n_steps * 8]: H_u
+  const float* scale;      // [n_steps * 8]: per-channel scale in plan order
+  const float* offset;     // [n_steps * 8]: per-channel offset in plan order
 };
 
 // out[r] for rows r < n_rows stored row_bytes apart; false (nothing written) when this CPU's
@@ -32,9 +34,8 @@ struct RotatedRowsQuery {
 bool DotRotatedRows(const RotatedRowsQuery& query, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
                     int bits, int n, float* out);
 
-// Scalar reference for one row, in code order: cos, sin have n values; kcos, ksin, x, y n_const.
-float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* kcos,
-                       const float* ksin, const float* x, const float* y, int n_const, const std::uint8_t* codes,
-                       int bits, int n);
+// Scalar reference for one row, everything in code order (n values each).
+float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* scale,
+                       const float* offset, const std::uint8_t* codes, int bits, int n);
 
 }  // namespace qaq::internal
