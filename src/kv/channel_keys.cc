@@ -61,7 +61,7 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
   for (int bits = 1; bits <= kMaxCodeBits; ++bits) {
     const LanePlan* plan = GetLanePlan(bits, head_dim);
     if (plan == nullptr) continue;
-    // rotated_dot.h: R_v for v < 8 per row, R_8u for the query of each group of 8 rows.
+    // rotated_dot.h: R_v for v < 16 per row, R_16u for the query of each group of 16 rows.
     plan_cos_[bits].resize(PairTableSize(*plan, kRotatedGroup));
     plan_sin_[bits].resize(PairTableSize(*plan, kRotatedGroup));
     PermuteRowPairsForPlan(*plan, relative_cos_.data(), kRotatedGroup, plan_cos_[bits].data());

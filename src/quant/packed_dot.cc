@@ -596,16 +596,19 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
     Duplicate(rq.scale, plan->n_steps, scale_wide);
     Duplicate(rq.offset, plan->n_steps, offset_wide);
     const WideShifts& shifts = GetWideShifts(*plan);
-    static_assert(kRotatedGroup == 8);
+    static_assert(kRotatedGroup % 8 == 0);
     ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
-      GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
-      Duplicate(a_u, plan->n_steps, a_wide);
-      Duplicate(b_u, plan->n_steps, b_wide);
+      // Row groups start on multiples of 8, in order: the group query is made at its first rows.
+      if (r % kRotatedGroup == 0) {
+        GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
+        Duplicate(a_u, plan->n_steps, a_wide);
+        Duplicate(b_u, plan->n_steps, b_wide);
+      }
       const float* cp[4];
       const float* sp[4];
       for (int k = 0; k < 4; ++k) {
-        cp[k] = rq.cos_plan + static_cast<std::size_t>(k) * pair_stride;
-        sp[k] = rq.sin_plan + static_cast<std::size_t>(k) * pair_stride;
+        const auto pair = static_cast<std::size_t>((r % kRotatedGroup) / 2 + k);
+        cp[k] = rq.cos_plan + pair * pair_stride, sp[k] = rq.sin_plan + pair * pair_stride;
       }
       VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
       int s = 0;
@@ -637,8 +640,9 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
   const DF df;
   const hn::RebindToUnsigned<DF> du;
   ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
-    // Row r = 8u + v: group u's query, then v's tables (its pair's, at lane offset 8 for odd v).
-    GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
+    // Row r = 16u + v: group u's query (made at the group's first rows: groups of 4 rows come in
+    // order), then v's tables (its pair's, at lane offset 8 for odd v).
+    if (r % kRotatedGroup == 0) GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
     const float* cp[4];
     const float* sp[4];
     for (int j = 0; j < 4; ++j) {

@@ -12,18 +12,18 @@
 
 namespace qaq::internal {
 
-// Rows are taken in groups of kRotatedGroup: row r = 8u + v is rotated by R_v R_8u, the query
-// first by group (a_u = G_u a + H_u b, b_u = G_u b - H_u a, elementwise in plan order: rotating
-// the query's pairs by 8u) and then by v (cos_v, sin_v), so that the per-row tables stay small
-// enough for the first-level cache whatever the number of rows.
-inline constexpr int kRotatedGroup = 8;
+// Rows are taken in groups of kRotatedGroup = 16: row r = 16u + v is rotated by R_v R_16u, the
+// query first by group (a_u = G_u a + H_u b, b_u = G_u b - H_u a, elementwise in plan order:
+// rotating the query's pairs by 16u) and then by v (cos_v, sin_v), so that the per-row tables
+// stay small enough for the first-level cache whatever the number of rows.
+inline constexpr int kRotatedGroup = 16;
 
 struct RotatedRowsQuery {
   const float* a_plan;     // [n_steps * 8]: a in the order of GetLanePlan(bits, n)
   const float* b_plan;     // [n_steps * 8]
-  const float* cos_plan;   // cos_v for v < 8 in plan order, PermuteRowPairsForPlan's layout (8 rows)
+  const float* cos_plan;   // cos_v for v < 16 in plan order, PermuteRowPairsForPlan's layout
   const float* sin_plan;   // the same for sin_v
-  const float* group_cos;  // [u][n_steps * 8]: G_u in plan order, u < ceil(n_rows / 8)
+  const float* group_cos;  // [u][n_steps * 8]: G_u in plan order, u < ceil(n_rows / 16)
   const float* group_sin;  // [u][n_steps * 8]: H_u
   const float* scale;      // [n_steps * 8]: per-channel scale in plan order
   const float* offset;     // [n_steps * 8]: per-channel offset in plan order
