@@ -3,10 +3,17 @@
 // is picked at run time. Tested against the scalar references in packed_dot_ref.cc on every
 // target (packed_dot_test.cc).
 //
-// Unpacking: 8 codes of B bits are exactly B bytes. They are loaded as one 64-bit word and
-// broadcast into every 128-bit block; a byte shuffle then moves the (at most two) bytes holding
-// code j into 32-bit lane j, a per-lane shift by (j*B) % 8 and a mask leave the code, and a
-// conversion makes it a float. About six instructions per 8 codes, for every B.
+// Runs of rows (DotPackedRows / AxpyPackedRows, and the pre-RoPE kernel of rotated_dot.h) on
+// 8-lane targets and up read codes through a LanePlan (lane_plan.h): 32-byte windows of a row,
+// a per-lane variable shift and a mask per 8 codes, with the query permuted once per call (a
+// weighted sum accumulates in plan order and is permuted back once). Four rows per iteration
+// (eight, two per 512-bit vector, on AVX-512 targets).
+//
+// Otherwise (single rows, mixed widths, sizes without a plan): 8 codes of B bits are exactly B
+// bytes. They are loaded as one 64-bit word and broadcast into every 128-bit block; a byte
+// shuffle then moves the (at most two) bytes holding code j into 32-bit lane j, a per-lane shift
+// by (j*B) % 8 and a mask leave the code, and a conversion makes it a float. About six
+// instructions per 8 codes, for every B.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
