@@ -7,12 +7,15 @@
 #include "kernels/attention.h"
 #include "kv/token_rows.h"
 #include "quant/fp16.h"
+#include "quant/lane_plan.h"
+#include "quant/rotated_dot.h"
 
 namespace qaq::internal {
 namespace {
 
 struct ChannelScratch {
   std::vector<float> scaled_q, rotated_q, swapped_q, offsets, scales;
+  std::vector<float> a_plan, b_plan, scale_plan, offset_plan;
   std::vector<AffineMeta> channels, rows;
 };
 
@@ -40,10 +43,12 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
   // each rotated pair: C = (c, c), S = (s, -s) per pair (1 and 0 beyond rope_dim). The angles are
   // the rotator's: R_r^T applied to (1, 0) gives (c, -s).
   const int head_dim = shape.head_dim;
-  relative_cos_.assign(std::size_t(block) * std::size_t(head_dim), 1.0f);
+  // (At least kRotatedGroup rows: the fused kernel's per-row tables.)
+  const int table_rows = std::max(block, kRotatedGroup);
+  relative_cos_.assign(std::size_t(table_rows) * std::size_t(head_dim), 1.0f);
   relative_sin_.assign(relative_cos_.size(), 0.0f);
   std::vector<float> unit(static_cast<std::size_t>(head_dim));
-  for (int r = 0; r < block; ++r) {
+  for (int r = 0; r < table_rows; ++r) {
     for (int d = 0; d < head_dim; ++d) unit[std::size_t(d)] = d % 2 == 0 ? 1.0f : 0.0f;
     rotator->Unrotate(unit.data(), std::min(r, shape.max_tokens - 1), unit.data());
     for (int d = 0; d + 1 < rope_dim_; d += 2) {
@@ -51,6 +56,24 @@ ChannelKeys::ChannelKeys(const KvCacheShape& shape, int block, bool prerope, con
       relative_cos_[i] = relative_cos_[i + 1] = unit[std::size_t(d)];
       relative_sin_[i] = -unit[std::size_t(d) + 1];
       relative_sin_[i + 1] = unit[std::size_t(d) + 1];
+    }
+  }
+  for (int bits = 1; bits <= kMaxCodeBits; ++bits) {
+    const LanePlan* plan = GetLanePlan(bits, head_dim);
+    if (plan == nullptr) continue;
+    // rotated_dot.h: R_v for v < 16 per row, R_16u for the query of each group of 16 rows.
+    plan_cos_[bits].resize(PairTableSize(*plan, kRotatedGroup));
+    plan_sin_[bits].resize(PairTableSize(*plan, kRotatedGroup));
+    PermuteRowPairsForPlan(*plan, relative_cos_.data(), kRotatedGroup, plan_cos_[bits].data());
+    PermuteRowPairsForPlan(*plan, relative_sin_.data(), kRotatedGroup, plan_sin_[bits].data());
+    const int groups = (block + kRotatedGroup - 1) / kRotatedGroup;
+    const std::size_t stride = std::size_t(plan->n_steps) * kPlanLanes;
+    group_cos_[bits].resize(std::size_t(groups) * stride);
+    group_sin_[bits].resize(std::size_t(groups) * stride);
+    for (int u = 0; u < groups; ++u) {
+      const std::size_t from = std::size_t(u) * kRotatedGroup * std::size_t(head_dim);
+      PermuteForPlan(*plan, relative_cos_.data() + from, group_cos_[bits].data() + std::size_t(u) * stride);
+      PermuteForPlan(*plan, relative_sin_.data() + from, group_sin_[bits].data() + std::size_t(u) * stride);
     }
   }
 }
@@ -103,6 +126,21 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
       s.swapped_q[std::size_t(d)] = d < rope_dim_ ? s.rotated_q[std::size_t(d ^ 1)] : 0.0f;
       s.offsets[std::size_t(d)] = s.channels[std::size_t(d)].offset;
       s.scales[std::size_t(d)] = s.channels[std::size_t(d)].scale;
+    }
+    if (!plan_cos_[bits].empty()) {
+      // One pass over the block's codes (rotated_dot.h): the rotated and swapped query, the
+      // channel scales and offsets, all in plan order.
+      const LanePlan& plan = *GetLanePlan(bits, head_dim);
+      const std::size_t steps = std::size_t(plan.n_steps) * kPlanLanes;
+      for (auto* v : {&s.a_plan, &s.b_plan, &s.scale_plan, &s.offset_plan}) v->resize(steps);
+      PermuteForPlan(plan, s.rotated_q.data(), s.a_plan.data());
+      PermuteForPlan(plan, s.swapped_q.data(), s.b_plan.data());
+      PermuteForPlan(plan, s.scales.data(), s.scale_plan.data());
+      PermuteForPlan(plan, s.offsets.data(), s.offset_plan.data());
+      const RotatedRowsQuery rq{s.a_plan.data(),         s.b_plan.data(),         plan_cos_[bits].data(),
+                                plan_sin_[bits].data(),   group_cos_[bits].data(), group_sin_[bits].data(),
+                                s.scale_plan.data(),      s.offset_plan.data()};
+      if (DotRotatedRows(rq, block_codes, row_bytes, rows, bits, head_dim, scores.data() + start)) continue;
     }
     const float* w0 = s.rotated_q.data();
     const float* sw0 = s.swapped_q.data();

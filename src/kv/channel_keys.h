@@ -100,7 +100,11 @@ class ChannelKeys {
   const RopeRotator* rotator_;
   int rope_dim_;
   std::vector<HeadSlot> slots_;  // [layer][kv_head]
-  std::vector<float> relative_cos_, relative_sin_;  // prerope: R_r^T, r < block ([r][head_dim])
+  std::vector<float> relative_cos_, relative_sin_;  // prerope: R_r^T, r < max(block, 16) ([r][head_dim])
+  // prerope, per width 0..8 (empty where the width has no plan), in the lane order of
+  // GetLanePlan(bits, head_dim): R_v^T for v < 16 (PermuteRowPairsForPlan's layout) and R_16u^T
+  // for the groups of 16 rows of a block ([u][n_steps * 8]); see quant/rotated_dot.h.
+  std::vector<float> plan_cos_[9], plan_sin_[9], group_cos_[9], group_sin_[9];
   GroupQuantizer quantizer_{0.0};
   std::vector<float> channel_;           // [block]
   std::vector<std::uint8_t> codes_;      // [head_dim][block] unpacked

@@ -145,6 +145,29 @@ TEST(QuantizedAttentionTest, EveryWidthLayoutAndOutlierSettingMatchesDequantized
   }
 }
 
+// Head sizes of real models, where the kernels read rows through lane plans (quant/lane_plan.h),
+// four rows at a time and with zero-padded last rows; partial RoPE (rope_dim < head_dim) too.
+TEST(QuantizedAttentionTest, ModelHeadSizesMatchDequantizedAttention) {
+  for (const int head_dim : {64, 128}) {
+    KvCacheShape shape = test::SmallShape(head_dim, /*max_tokens=*/80);
+    if (head_dim == 128) shape.rope_dim = 96;
+    const test::RandomKv kv(shape, 70, 9);
+    for (const int bits : {0, 1, 2, 3, 4, 5, 6, 7, 8}) {
+      for (const std::string keys : {"token", "channel:24"}) {
+        for (const bool prerope : {false, true}) {
+          const std::string spec =
+              fmt::format("uniform:{},keys={},outliers={}{}", bits, keys, keys == "token" ? 0.05 : 0.0, prerope ? ",prerope" : "");
+          auto cache = MakeQuantized(spec, shape);
+          kv.AppendTo(*cache, 0, 61);
+          for (int t = 61; t < 63; ++t) kv.AppendTo(*cache, t, t + 1);
+          ExpectAttentionMatchesDecoded(*cache, fmt::format("{} head_dim {}", spec, head_dim));
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
 TEST(QuantizedAttentionTest, MixedWidthsAndCoarseGranularity) {
   // qaq at layer and token granularity: groups span several heads, outlier positions fall in any
   // plane, and widths differ from token to token.

@@ -3,13 +3,22 @@
 // is picked at run time. Tested against the scalar references in packed_dot_ref.cc on every
 // target (packed_dot_test.cc).
 //
-// Unpacking: 8 codes of B bits are exactly B bytes. They are loaded as one 64-bit word and
-// broadcast into every 128-bit block; a byte shuffle then moves the (at most two) bytes holding
-// code j into 32-bit lane j, a per-lane shift by (j*B) % 8 and a mask leave the code, and a
-// conversion makes it a float. About six instructions per 8 codes, for every B.
+// Runs of rows (DotPackedRows / AxpyPackedRows, and the pre-RoPE kernel of rotated_dot.h) on
+// 8-lane targets and up read codes through a LanePlan (lane_plan.h): 32-byte windows of a row,
+// a per-lane variable shift and a mask per 8 codes, with the query permuted once per call (a
+// weighted sum accumulates in plan order and is permuted back once). Four rows per iteration
+// (eight, two per 512-bit vector, on AVX-512 targets).
+//
+// Otherwise (single rows, mixed widths, sizes without a plan): 8 codes of B bits are exactly B
+// bytes. They are loaded as one 64-bit word and broadcast into every 128-bit block; a byte
+// shuffle then moves the (at most two) bytes holding code j into 32-bit lane j, a per-lane shift
+// by (j*B) % 8 and a mask leave the code, and a conversion makes it a float. About six
+// instructions per 8 codes, for every B.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/packed_dot.cc"
@@ -20,6 +29,8 @@
 #include "qaq/quant.h"
 #include "quant/bitpack.h"
 #include "quant/fp16.h"
+#include "quant/lane_plan.h"
+#include "quant/rotated_dot.h"
 
 // Tables shared by every target (plain data, defined once).
 #ifndef QAQ_QUANT_PACKED_DOT_TABLES_
@@ -270,12 +281,417 @@ void AxpyF16(float w, const std::uint16_t* b, int n, float* out) {
   for (; i < n; ++i) out[i] += w * Fp16ToFloat(b[i]);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Rows through a LanePlan (lane_plan.h), four rows at a time: shift, mask, convert and one
+// multiply-add per 8 codes and row, with the plan's per-lane shifts and the query in plan order.
+
+constexpr bool kPlanTarget = hn::MaxLanes(DF()) == kPlanLanes;
+
+// Rows are read through whole 32-byte windows that may reach past a row's end; a row whose
+// windows would leave the caller's buffer is copied into a zero-padded one first.
+constexpr int kPadBytes = kPlanMaxN + kPlanWindowBytes;
+
+template <int B>
+HWY_INLINE hn::Vec<DF> PlanCodes(hn::Vec<hn::RebindToUnsigned<DF>> word, hn::Vec<hn::RebindToUnsigned<DF>> shifts) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::RebindToSigned<DF> di;
+  return hn::ConvertTo(df, hn::BitCast(di, hn::And(hn::Shr(word, shifts), hn::Set(du, (1u << B) - 1u))));
+}
+
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> PlanWindow(const std::uint8_t* p) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const hn::Repartition<std::uint8_t, DF> du8;
+  return hn::BitCast(du, hn::LoadU(du8, p));
+}
+
+// sums[j] = q . codes of rows[j] (q_plan: the query in plan order).
+template <int B>
+HWY_INLINE void DotFourRows(const LanePlan& plan, const float* HWY_RESTRICT q_plan, const std::uint8_t* const* rows,
+                            float* sums) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const auto w0 = PlanWindow(rows[0] + off), w1 = PlanWindow(rows[1] + off);
+    const auto w2 = PlanWindow(rows[2] + off), w3 = PlanWindow(rows[3] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const auto sh = hn::Load(du, plan.shifts[s]);
+      const VF qv = hn::Load(df, q_plan + kPlanLanes * s);
+      a0 = hn::MulAdd(qv, PlanCodes<B>(w0, sh), a0);
+      a1 = hn::MulAdd(qv, PlanCodes<B>(w1, sh), a1);
+      a2 = hn::MulAdd(qv, PlanCodes<B>(w2, sh), a2);
+      a3 = hn::MulAdd(qv, PlanCodes<B>(w3, sh), a3);
+    }
+  }
+  sums[0] = hn::GetLane(hn::SumOfLanes(df, a0));
+  sums[1] = hn::GetLane(hn::SumOfLanes(df, a1));
+  sums[2] = hn::GetLane(hn::SumOfLanes(df, a2));
+  sums[3] = hn::GetLane(hn::SumOfLanes(df, a3));
+}
+
+// acc (plan order) += sum_j b[j] * codes of rows[j].
+template <int B>
+HWY_INLINE void AxpyFourRows(const LanePlan& plan, const float* b, const std::uint8_t* const* rows,
+                             float* HWY_RESTRICT acc) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  const VF b0 = hn::Set(df, b[0]), b1 = hn::Set(df, b[1]), b2 = hn::Set(df, b[2]), b3 = hn::Set(df, b[3]);
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const auto w0 = PlanWindow(rows[0] + off), w1 = PlanWindow(rows[1] + off);
+    const auto w2 = PlanWindow(rows[2] + off), w3 = PlanWindow(rows[3] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const auto sh = hn::Load(du, plan.shifts[s]);
+      VF a = hn::Load(df, acc + kPlanLanes * s);
+      a = hn::MulAdd(b0, PlanCodes<B>(w0, sh), a);
+      a = hn::MulAdd(b1, PlanCodes<B>(w1, sh), a);
+      a = hn::MulAdd(b2, PlanCodes<B>(w2, sh), a);
+      a = hn::MulAdd(b3, PlanCodes<B>(w3, sh), a);
+      hn::Store(a, df, acc + kPlanLanes * s);
+    }
+  }
+}
+
+// Calls body(r, rows) for groups of K rows (rows[j] = row r + j; past n_rows: a zero row whose
+// result the body must drop), safe for the plan's whole-window reads.
+template <int K, typename Body>
+HWY_INLINE void ForRowGroups(const LanePlan& plan, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                             std::size_t last_row_bytes, const Body& body) {
+  const std::size_t total = static_cast<std::size_t>(n_rows - 1) * row_bytes + last_row_bytes;
+  const auto read_end = static_cast<std::size_t>(plan.read_end);
+  // Rows r < n_safe can be read in place: r * row_bytes + read_end <= total.
+  int n_safe = 0;
+  if (total >= read_end) n_safe = row_bytes == 0 ? n_rows : std::min<int>(n_rows, int((total - read_end) / row_bytes) + 1);
+  const std::uint8_t* rows[K];
+  int r = 0;
+  for (; r + K <= n_safe; r += K) {
+    for (int j = 0; j < K; ++j) rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
+    body(r, rows);
+  }
+  if (r == n_rows) return;
+  alignas(64) std::uint8_t pad[K][kPadBytes] = {};
+  for (; r < n_rows; r += K) {
+    for (int j = 0; j < K; ++j) {
+      if (r + j < n_safe) {
+        rows[j] = codes + static_cast<std::size_t>(r + j) * row_bytes;
+      } else {
+        if (r + j < n_rows) std::memcpy(pad[j], codes + static_cast<std::size_t>(r + j) * row_bytes, last_row_bytes);
+        rows[j] = pad[j];
+      }
+    }
+    body(r, rows);
+  }
+}
+
+template <typename Body>
+HWY_INLINE void ForFourRows(const LanePlan& plan, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                            std::size_t last_row_bytes, const Body& body) {
+  ForRowGroups<4>(plan, codes, row_bytes, n_rows, last_row_bytes, body);
+}
+
+// 512-bit targets: two rows per vector (row 2k in lanes 0..7, row 2k + 1 in lanes 8..15), eight
+// rows per iteration, the same plan; shifts and the query duplicated into both halves. (A macro
+// of HWY_TARGET, so that it is evaluated anew in every target's pass.)
+#define QAQ_WIDE_PLAN (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
+#if QAQ_WIDE_PLAN
+using DW = hn::CappedTag<float, 2 * kPlanLanes>;
+using VW = hn::Vec<DW>;
+using VWU = hn::Vec<hn::RebindToUnsigned<DW>>;
+
+// The windows at p0 (lanes 0..7) and p1 (lanes 8..15).
+HWY_INLINE VWU WideWindow(const std::uint8_t* p0, const std::uint8_t* p1) {
+  const hn::RebindToUnsigned<DW> du;
+  const hn::Half<decltype(du)> dh;
+  const hn::Repartition<std::uint8_t, decltype(dh)> d8;
+  return hn::Combine(du, hn::BitCast(dh, hn::LoadU(d8, p1)), hn::BitCast(dh, hn::LoadU(d8, p0)));
+}
+
+template <int B>
+HWY_INLINE VW WideCodes(VWU word, VWU shifts) {
+  const DW dw;
+  const hn::RebindToUnsigned<DW> du;
+  const hn::RebindToSigned<DW> di;
+  return hn::ConvertTo(dw, hn::BitCast(di, hn::And(hn::Shr(word, shifts), hn::Set(du, (1u << B) - 1u))));
+}
+
+// [step][16]: the plan's shifts, or a plan-order vector, in both halves.
+HWY_INLINE void Duplicate(const float* plan_order, int n_steps, float* wide) {
+  for (int s = 0; s < n_steps; ++s) {
+    std::memcpy(wide + 2 * kPlanLanes * s, plan_order + kPlanLanes * s, sizeof(float) * kPlanLanes);
+    std::memcpy(wide + 2 * kPlanLanes * s + kPlanLanes, plan_order + kPlanLanes * s, sizeof(float) * kPlanLanes);
+  }
+}
+
+struct WideShifts {
+  alignas(64) std::uint32_t v[kPlanMaxSteps][2 * kPlanLanes];
+  explicit WideShifts(const LanePlan& plan) {
+    for (int s = 0; s < plan.n_steps; ++s) {
+      for (int l = 0; l < 2 * kPlanLanes; ++l) v[s][l] = plan.shifts[s][l % kPlanLanes];
+    }
+  }
+};
+
+// The shared duplicated shifts of a plan, built once per (bits, n).
+HWY_INLINE const WideShifts& GetWideShifts(const LanePlan& plan) {
+  static std::once_flag flags[9][kPlanMaxN / 8 + 1];
+  static std::unique_ptr<WideShifts> shifts[9][kPlanMaxN / 8 + 1];
+  std::unique_ptr<WideShifts>& slot = shifts[plan.bits][plan.n / 8];
+  std::call_once(flags[plan.bits][plan.n / 8], [&] { slot = std::make_unique<WideShifts>(plan); });
+  return *slot;
+}
+
+template <int B>
+HWY_INLINE void DotEightRows(const LanePlan& plan, const WideShifts& shifts, const float* HWY_RESTRICT q_wide,
+                             const std::uint8_t* const* rows, float* sums) {
+  const DW dw;
+  const hn::RebindToUnsigned<DW> du;
+  const hn::Half<DW> dh;
+  VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const VWU sh = hn::Load(du, shifts.v[s]);
+      const VW qv = hn::Load(dw, q_wide + 2 * kPlanLanes * s);
+      a0 = hn::MulAdd(qv, WideCodes<B>(v0, sh), a0);
+      a1 = hn::MulAdd(qv, WideCodes<B>(v1, sh), a1);
+      a2 = hn::MulAdd(qv, WideCodes<B>(v2, sh), a2);
+      a3 = hn::MulAdd(qv, WideCodes<B>(v3, sh), a3);
+    }
+  }
+  const VW acc[4] = {a0, a1, a2, a3};
+  for (int k = 0; k < 4; ++k) {
+    sums[2 * k] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k])));
+    sums[2 * k + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k])));
+  }
+}
+
+// acc ([step][16]: even rows in lanes 0..7, odd rows in 8..15) += sum_j b[j] * codes of rows[j].
+template <int B>
+HWY_INLINE void AxpyEightRows(const LanePlan& plan, const WideShifts& shifts, const float* b,
+                              const std::uint8_t* const* rows, float* HWY_RESTRICT acc) {
+  const DW dw;
+  const hn::RebindToUnsigned<DW> du;
+  const hn::Half<DW> dh;
+  const VW b01 = hn::Combine(dw, hn::Set(dh, b[1]), hn::Set(dh, b[0]));
+  const VW b23 = hn::Combine(dw, hn::Set(dh, b[3]), hn::Set(dh, b[2]));
+  const VW b45 = hn::Combine(dw, hn::Set(dh, b[5]), hn::Set(dh, b[4]));
+  const VW b67 = hn::Combine(dw, hn::Set(dh, b[7]), hn::Set(dh, b[6]));
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
+      const VWU sh = hn::Load(du, shifts.v[s]);
+      VW a = hn::Load(dw, acc + 2 * kPlanLanes * s);
+      a = hn::MulAdd(b01, WideCodes<B>(v0, sh), a);
+      a = hn::MulAdd(b23, WideCodes<B>(v1, sh), a);
+      a = hn::MulAdd(b45, WideCodes<B>(v2, sh), a);
+      a = hn::MulAdd(b67, WideCodes<B>(v3, sh), a);
+      hn::Store(a, dw, acc + 2 * kPlanLanes * s);
+    }
+  }
+}
+#endif  // 512-bit targets
+
+// DotRowsT through the plan; false when (B, n) has none.
+template <int B>
+bool DotRowsPlanned(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
+                    const AffineMeta* metas, int n_rows, int n, float* out) {
+  const LanePlan* plan = GetLanePlan(B, n);
+  if (plan == nullptr || n_rows < 4) return false;
+  alignas(64) float q_plan[kPlanMaxSteps * kPlanLanes];
+  PermuteForPlan(*plan, q, q_plan);
+#if QAQ_WIDE_PLAN
+  if (n_rows >= 8) {
+    alignas(64) float q_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    Duplicate(q_plan, plan->n_steps, q_wide);
+    const WideShifts& shifts = GetWideShifts(*plan);
+    ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+      float sums[8];
+      DotEightRows<B>(*plan, shifts, q_wide, rows, sums);
+      for (int j = 0; j < 8 && r + j < n_rows; ++j) out[r + j] = metas[r + j].offset * q_sum + metas[r + j].scale * sums[j];
+    });
+    return true;
+  }
+#endif
+  ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+    float sums[4];
+    DotFourRows<B>(*plan, q_plan, rows, sums);
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = metas[r + j].offset * q_sum + metas[r + j].scale * sums[j];
+  });
+  return true;
+}
+
+// The code part of AxpyRowsT through the plan; false when (B, n) has none.
+template <int B>
+bool AxpyRowsPlanned(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
+                     int n_rows, int n, float* out) {
+  const LanePlan* plan = GetLanePlan(B, n);
+  if (plan == nullptr || n_rows < 4) return false;
+  alignas(64) float acc[kPlanMaxSteps * kPlanLanes];
+  std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * kPlanLanes));
+#if QAQ_WIDE_PLAN
+  if (n_rows >= 8) {
+    alignas(64) float wide[kPlanMaxSteps * 2 * kPlanLanes];
+    std::memset(wide, 0, sizeof(float) * static_cast<std::size_t>(plan->n_steps * 2 * kPlanLanes));
+    const WideShifts& shifts = GetWideShifts(*plan);
+    ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+      float b[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+      for (int j = 0; j < 8 && r + j < n_rows; ++j) b[j] = w[r + j] * metas[r + j].scale;
+      AxpyEightRows<B>(*plan, shifts, b, rows, wide);
+    });
+    for (int s = 0; s < plan->n_steps; ++s) {
+      for (int l = 0; l < kPlanLanes; ++l) {
+        acc[kPlanLanes * s + l] = wide[2 * kPlanLanes * s + l] + wide[2 * kPlanLanes * s + kPlanLanes + l];
+      }
+    }
+    AddFromPlanOrder(*plan, acc, out);
+    return true;
+  }
+#endif
+  ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+    float b[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) b[j] = w[r + j] * metas[r + j].scale;
+    AxpyFourRows<B>(*plan, b, rows, acc);
+  });
+  AddFromPlanOrder(*plan, acc, out);
+  return true;
+}
+
+// The query of row group u in plan order (rotated_dot.h): a_u = G_u a + H_u b, b_u = G_u b - H_u a.
+HWY_INLINE void GroupQuery(const RotatedRowsQuery& rq, int n_steps, int u, float* a_u, float* b_u) {
+  const DF df;
+  const auto stride = static_cast<std::size_t>(n_steps * kPlanLanes);
+  const float* g = rq.group_cos + static_cast<std::size_t>(u) * stride;
+  const float* h = rq.group_sin + static_cast<std::size_t>(u) * stride;
+  for (std::size_t k = 0; k < stride; k += kPlanLanes) {
+    const VF a = hn::LoadU(df, rq.a_plan + k), b = hn::LoadU(df, rq.b_plan + k);
+    const VF gk = hn::LoadU(df, g + k), hk = hn::LoadU(df, h + k);
+    hn::StoreU(hn::MulAdd(gk, a, hn::Mul(hk, b)), df, a_u + k);
+    hn::StoreU(hn::NegMulAdd(hk, a, hn::Mul(gk, b)), df, b_u + k);
+  }
+}
+
+// DotRotatedRows (rotated_dot.h) through the plan.
+template <int B>
+bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes, std::size_t row_bytes,
+                           int n_rows, int n, float* out) {
+  const LanePlan* plan = GetLanePlan(B, n);
+  if (plan == nullptr) return false;
+  const std::size_t pair_stride = 2 * static_cast<std::size_t>(plan->n_steps * kPlanLanes);
+  alignas(64) float a_u[kPlanMaxSteps * kPlanLanes];
+  alignas(64) float b_u[kPlanMaxSteps * kPlanLanes];
+#if QAQ_WIDE_PLAN
+  {
+    const DW dw;
+    const hn::RebindToUnsigned<DW> du;
+    const hn::Half<DW> dh;
+    alignas(64) float a_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    alignas(64) float b_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    alignas(64) float scale_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    alignas(64) float offset_wide[kPlanMaxSteps * 2 * kPlanLanes];
+    Duplicate(rq.scale, plan->n_steps, scale_wide);
+    Duplicate(rq.offset, plan->n_steps, offset_wide);
+    const WideShifts& shifts = GetWideShifts(*plan);
+    static_assert(kRotatedGroup % 8 == 0);
+    ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+      // Row groups start on multiples of 8, in order: the group query is made at its first rows.
+      if (r % kRotatedGroup == 0) {
+        GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
+        Duplicate(a_u, plan->n_steps, a_wide);
+        Duplicate(b_u, plan->n_steps, b_wide);
+      }
+      const float* cp[4];
+      const float* sp[4];
+      for (int k = 0; k < 4; ++k) {
+        const auto pair = static_cast<std::size_t>((r % kRotatedGroup) / 2 + k);
+        cp[k] = rq.cos_plan + pair * pair_stride, sp[k] = rq.sin_plan + pair * pair_stride;
+      }
+      VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
+      int s = 0;
+      for (int w = 0; w < plan->n_windows; ++w) {
+        const int off = plan->window_offset[w];
+        const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+        const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+        for (const int end = s + plan->window_steps[w]; s < end; ++s) {
+          const VWU sh = hn::Load(du, shifts.v[s]);
+          const std::size_t k = static_cast<std::size_t>(2 * kPlanLanes * s);
+          const VW a = hn::Load(dw, a_wide + k), b = hn::Load(dw, b_wide + k);
+          const VW sc = hn::Load(dw, scale_wide + k), of = hn::Load(dw, offset_wide + k);
+          a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[0] + k), a, hn::Mul(hn::LoadU(dw, sp[0] + k), b)), hn::MulAdd(sc, WideCodes<B>(v0, sh), of), a0);
+          a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[1] + k), a, hn::Mul(hn::LoadU(dw, sp[1] + k), b)), hn::MulAdd(sc, WideCodes<B>(v1, sh), of), a1);
+          a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[2] + k), a, hn::Mul(hn::LoadU(dw, sp[2] + k), b)), hn::MulAdd(sc, WideCodes<B>(v2, sh), of), a2);
+          a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), hn::MulAdd(sc, WideCodes<B>(v3, sh), of), a3);
+        }
+      }
+      const VW acc[4] = {a0, a1, a2, a3};
+      for (int k = 0; k < 4; ++k) {
+        const int j = 2 * k;
+        if (r + j < n_rows) out[r + j] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k])));
+        if (r + j + 1 < n_rows) out[r + j + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k])));
+      }
+    });
+    return true;
+  }
+#else
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  ForFourRows(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+    // Row r = 16u + v: group u's query (made at the group's first rows: groups of 4 rows come in
+    // order), then v's tables (its pair's, at lane offset 8 for odd v).
+    if (r % kRotatedGroup == 0) GroupQuery(rq, plan->n_steps, r / kRotatedGroup, a_u, b_u);
+    const float* cp[4];
+    const float* sp[4];
+    for (int j = 0; j < 4; ++j) {
+      const int v = (r + j) % kRotatedGroup;
+      const std::size_t at = static_cast<std::size_t>(v / 2) * pair_stride + static_cast<std::size_t>(v % 2) * kPlanLanes;
+      cp[j] = rq.cos_plan + at, sp[j] = rq.sin_plan + at;
+    }
+    VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+    int s = 0;
+    for (int w = 0; w < plan->n_windows; ++w) {
+      const int off = plan->window_offset[w];
+      const auto v0 = PlanWindow(rows[0] + off), v1 = PlanWindow(rows[1] + off);
+      const auto v2 = PlanWindow(rows[2] + off), v3 = PlanWindow(rows[3] + off);
+      for (const int end = s + plan->window_steps[w]; s < end; ++s) {
+        const auto sh = hn::Load(du, plan->shifts[s]);
+        const std::size_t k = static_cast<std::size_t>(kPlanLanes * s), kt = 2 * k;
+        const VF a = hn::Load(df, a_u + k), b = hn::Load(df, b_u + k);
+        const VF sc = hn::LoadU(df, rq.scale + k), of = hn::LoadU(df, rq.offset + k);
+        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[0] + kt), a, hn::Mul(hn::LoadU(df, sp[0] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v0, sh), of), a0);
+        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[1] + kt), a, hn::Mul(hn::LoadU(df, sp[1] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v1, sh), of), a1);
+        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[2] + kt), a, hn::Mul(hn::LoadU(df, sp[2] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v2, sh), of), a2);
+        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(df, cp[3] + kt), a, hn::Mul(hn::LoadU(df, sp[3] + kt), b)), hn::MulAdd(sc, PlanCodes<B>(v3, sh), of), a3);
+      }
+    }
+    const VF acc[4] = {a0, a1, a2, a3};
+    for (int j = 0; j < 4 && r + j < n_rows; ++j) out[r + j] = hn::GetLane(hn::SumOfLanes(df, acc[j]));
+  });
+  return true;
+#endif
+}
+
 #endif  // HWY_TARGET == HWY_SCALAR
 
 // Per-width instantiation, chosen once per call (or once per run of rows).
 template <int B>
 void DotRowsT(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
               const AffineMeta* metas, int n_rows, int n, float* out) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (B > 0 && kPlanTarget) {
+    if (DotRowsPlanned<B>(q, q_sum, codes, row_bytes, metas, n_rows, n, out)) return;
+  }
+#endif
   for (int r = 0; r < n_rows; ++r) {
     float qc = 0.0f;
     if constexpr (B > 0) qc = DotCodes<B>(q, codes + static_cast<std::size_t>(r) * row_bytes, n);
@@ -288,9 +704,14 @@ void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                const AffineMeta* metas, int n_rows, int n, float* out) {
   // out += sum_r w_r (offset_r + scale_r c_r): the offsets add one constant to every element.
   float constant = 0.0f;
+  bool planned = false;
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (B > 0 && kPlanTarget) planned = AxpyRowsPlanned<B>(w, codes, row_bytes, metas, n_rows, n, out);
+#endif
   for (int r = 0; r < n_rows; ++r) {
     constant += w[r] * metas[r].offset;
     if constexpr (B > 0) {
+      if (planned) continue;
       AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
     }
   }
@@ -337,6 +758,32 @@ void AxpyPackedRowsImpl(const float* w, const std::uint8_t* codes, std::size_t r
       }
       return;
   }
+}
+
+bool DotRotatedRowsImpl(const RotatedRowsQuery& rq, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                        int bits, int n, float* out) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)rq, (void)codes, (void)row_bytes, (void)n_rows, (void)bits, (void)n, (void)out;
+  return false;
+#else
+  if constexpr (!kPlanTarget) {
+    (void)rq, (void)codes, (void)row_bytes, (void)n_rows, (void)bits, (void)n, (void)out;
+    return false;
+  } else {
+    if (n_rows <= 0 || n % kPlanLanes != 0) return false;
+    switch (bits) {
+    case 1: return DotRotatedRowsPlanned<1>(rq, codes, row_bytes, n_rows, n, out);
+    case 2: return DotRotatedRowsPlanned<2>(rq, codes, row_bytes, n_rows, n, out);
+    case 3: return DotRotatedRowsPlanned<3>(rq, codes, row_bytes, n_rows, n, out);
+    case 4: return DotRotatedRowsPlanned<4>(rq, codes, row_bytes, n_rows, n, out);
+    case 5: return DotRotatedRowsPlanned<5>(rq, codes, row_bytes, n_rows, n, out);
+    case 6: return DotRotatedRowsPlanned<6>(rq, codes, row_bytes, n_rows, n, out);
+    case 7: return DotRotatedRowsPlanned<7>(rq, codes, row_bytes, n_rows, n, out);
+    case 8: return DotRotatedRowsPlanned<8>(rq, codes, row_bytes, n_rows, n, out);
+    default: return false;
+    }
+  }
+#endif
 }
 
 // One row of any width: q . dequant(row).
@@ -397,6 +844,12 @@ HWY_EXPORT(DotF32Impl);
 HWY_EXPORT(DotF16Impl);
 HWY_EXPORT(DotPackedMixedImpl);
 HWY_EXPORT(AxpyPackedMixedImpl);
+HWY_EXPORT(DotRotatedRowsImpl);
+
+bool DotRotatedRows(const RotatedRowsQuery& query, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                    int bits, int n, float* out) {
+  return HWY_DYNAMIC_DISPATCH(DotRotatedRowsImpl)(query, codes, row_bytes, n_rows, bits, n, out);
+}
 }  // namespace internal
 
 float DotPacked(const float* q, float q_sum, const std::uint8_t* codes, int bits, AffineMeta m, int n) {

@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "quant/bitpack.h"
 #include "quant/fp16.h"
+#include "quant/rotated_dot.h"
 
 namespace qaq::internal {
 namespace {
@@ -53,6 +54,21 @@ float DotF32Ref(const float* a, const float* b, int n) {
 float DotF16Ref(const float* a, const std::uint16_t* b_fp16, int n) {
   float sum = 0.0f;
   for (int i = 0; i < n; ++i) sum += a[i] * Fp16ToFloat(b_fp16[i]);
+  return sum;
+}
+
+}  // namespace qaq::internal
+
+namespace qaq::internal {
+
+float DotRotatedRowRef(const float* a, const float* b, const float* cos, const float* sin, const float* scale,
+                       const float* offset, const std::uint8_t* codes, int bits, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float w = cos[i] * a[i] + sin[i] * b[i];
+    const float c = bits == 0 ? 0.0f : static_cast<float>(ReadCode(codes, bits, static_cast<std::size_t>(i)));
+    sum += w * (offset[i] + scale[i] * c);
+  }
   return sum;
 }
 
