@@ -157,7 +157,7 @@ TEST(QuantizedAttentionTest, ModelHeadSizesMatchDequantizedAttention) {
         for (const bool prerope : {false, true}) {
           const std::string spec =
               fmt::format("uniform:{},keys={},outliers={}{}", bits, keys, keys == "token" ? 0.05 : 0.0, prerope ? ",prerope" : "");
-          auto cache = MakeQuantized(spec, shape);
+          auto cache = test::MakeQuantized(spec, shape);
           kv.AppendTo(*cache, 0, 61);
           for (int t = 61; t < 63; ++t) kv.AppendTo(*cache, t, t + 1);
           ExpectAttentionMatchesDecoded(*cache, fmt::format("{} head_dim {}", spec, head_dim));
