@@ -11,6 +11,10 @@
 // whose widths average 3-4 bits (per-token keys; per-channel keys after RoPE; per-channel keys
 // before RoPE, qaq's default).
 // Counters: bytes of the cache per token and head ("B/tok"), mean code bits of keys and values.
+//
+// Update cases: the QAQ cache's per-step work at T = 4K over 8 layers of 32 KV heads x 128, next
+// to two yardsticks on the same cache: its decode attention, and a whole 7B-shaped decode step
+// (attention plus one LLaMA-7B layer's q8_0 weight products per layer).
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -23,6 +27,8 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include "kernels/matvec.h"
+#include "kernels/tensor_rows.h"
 #include "kv/quantized_cache.h"
 #include "qaq/kv_cache.h"
 #include "qaq/kv_config.h"
@@ -287,6 +293,55 @@ void BM_UpdateYardstick(benchmark::State& state, std::string spec) {
   }
 }
 
+// A whole decode step of a 7B-shaped model at T tokens, per layer: the weight products of one
+// LLaMA-7B layer in q8_0 (wq, wk, wv, wo: 4096 x 4096; w1, w3: 11008 x 4096; w2: 4096 x 11008;
+// 215 MiB, the same matrices for every layer: far beyond the cache, so read from memory as a
+// real model's are) and decode attention on the same cache as BM_Update. The update's share of
+// a decode step is Update / (DecodeStepYardstick + Update).
+struct Weights7B {
+  std::vector<std::byte> square, up, down;
+  TensorView wq, w13, w2;
+  Weights7B() {
+    auto make = [](std::vector<std::byte>& bytes, std::int64_t rows, std::int64_t cols) {
+      const std::size_t row_bytes = internal::RowBytes(TensorType::kQ8_0, cols);
+      bytes.resize(row_bytes * std::size_t(rows));
+      std::vector<float> row(static_cast<std::size_t>(cols));
+      FastNormal normal{7};
+      for (std::int64_t r = 0; r < rows; ++r) {
+        for (float& v : row) v = 0.02f * normal();
+        internal::EncodeRow(TensorType::kQ8_0, row.data(), cols, bytes.data() + std::size_t(r) * row_bytes);
+      }
+      return TensorView{"w", TensorType::kQ8_0, bytes.data(), rows, cols, bytes.size()};
+    };
+    wq = make(square, 4096, 4096);
+    w13 = make(up, 11008, 4096);
+    w2 = make(down, 4096, 11008);
+  }
+};
+
+void BM_DecodeStepYardstick(benchmark::State& state, std::string spec) {
+  const int n_tokens = int(state.range(0)), n_layers = int(state.range(1));
+  const int n_heads = 32, head_dim = 128;
+  static const Weights7B weights;
+  KvCache* cache = FilledCache(spec, Shape(n_layers, n_heads, head_dim, n_tokens), n_tokens);
+  std::mt19937 rng(5);
+  std::vector<float> q(head_dim, 0.05f), scores(static_cast<std::size_t>(n_tokens)), out(head_dim), probs;
+  std::vector<float> x(11008, 0.1f), y(11008);
+  AttentionRow(rng, n_tokens, probs);
+  for (auto _ : state) {
+    for (int l = 0; l < n_layers; ++l) {
+      for (int i = 0; i < 4; ++i) internal::MatVec(weights.wq, x.data(), y.data(), 0, 4096);
+      for (int h = 0; h < n_heads; ++h) {
+        cache->Scores(l, h, q, scores);
+        cache->WeightedSum(l, h, probs, out);
+      }
+      for (int i = 0; i < 2; ++i) internal::MatVec(weights.w13, x.data(), y.data(), 0, 11008);
+      internal::MatVec(weights.w2, x.data(), y.data(), 0, 4096);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+
 const bool kRegistered = [] {
   if (const char* k = std::getenv("QAQ_BENCH_KEY_TARGET")) kKeyTargetTimesT = std::atof(k);
   if (const char* v = std::getenv("QAQ_BENCH_VALUE_TARGET")) kValueTargetTimesSqrtT = std::atof(v);
@@ -305,6 +360,8 @@ const bool kRegistered = [] {
     benchmark::RegisterBenchmark(("Update/" + label).c_str(), BM_Update, spec)
         ->Args({4096, 8})->ArgNames({"T", "L"})->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("UpdateYardstick/" + label).c_str(), BM_UpdateYardstick, spec)
+        ->Args({4096, 8})->ArgNames({"T", "L"})->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("DecodeStepYardstick/" + label).c_str(), BM_DecodeStepYardstick, spec)
         ->Args({4096, 8})->ArgNames({"T", "L"})->Unit(benchmark::kMillisecond);
   }
   return true;

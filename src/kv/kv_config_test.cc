@@ -46,8 +46,9 @@ TEST(KvConfigTest, BackendsAndArguments) {
   EXPECT_TRUE(q.auto_granularity);
   EXPECT_EQ(q.key_layout, KeyLayout::kChannel);
   EXPECT_EQ(q.key_block, 64);
-  EXPECT_TRUE(q.keys_prerope);
-  EXPECT_FALSE(Parse("qaq,keys=token,prerope=0").keys_prerope);
+  EXPECT_FALSE(q.keys_prerope);
+  EXPECT_TRUE(Parse("qaq,prerope").keys_prerope);
+  EXPECT_FALSE(Parse("qaq,prerope,prerope=0").keys_prerope);
   EXPECT_EQ(Parse("qaq,key_bits=3").key_bits_fixed, 3);
   KvCacheShape shape;
   shape.head_dim = 8, shape.n_kv_heads = 4;

@@ -23,7 +23,7 @@ TEST(KvCliTest, GenerateWithTheQaqCacheEndsWithItsSummary) {
   const test::ToolResult r = test::RunTool("generate -m '" + model + "' -p 'Once upon a time' -n 80 --temp 0 --kv qaq");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(r.out.size(), 200u);
-  for (const char* part : {"kv cache qaq: 84 tokens", "ratio", "keys   (channel layout, before RoPE)", "values:",
+  for (const char* part : {"kv cache qaq: 84 tokens", "ratio", "keys   (channel layout)", "values:",
                            "widths", "bytes: codes", "full-precision tier (ram)", "re-quantizations:",
                            "qaq: key error 0.1, value error 0.2, window 5",
                            "key |q|^2: from the prompt (80 positions, every layer and KV head pooled), 0.9 quantile"}) {

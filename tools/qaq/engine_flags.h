@@ -41,9 +41,9 @@ struct EngineFlags {
                    "Key groups: token (per token) or channel:G (per channel, blocks of G tokens; qaq's default "
                    "channel:64)")
         ->group(cache);
-    sub.add_flag("--kv-keys-prerope", kv_keys_prerope, "Quantize keys before RoPE, rotated when attending (qaq's default)")
+    sub.add_flag("--kv-keys-prerope", kv_keys_prerope, "Quantize keys before RoPE, rotated when attending")
         ->group(cache);
-    sub.add_flag("--kv-keys-postrope", kv_keys_postrope, "Quantize keys after RoPE (the default of uniform and kivi)")
+    sub.add_flag("--kv-keys-postrope", kv_keys_postrope, "Quantize keys after RoPE (the default)")
         ->group(cache);
     sub.add_option("--kv-ratio", kv_ratio, "qaq: choose the error targets on the prompt to reach this compression ratio")
         ->group(cache);
