@@ -13,7 +13,7 @@
 
 namespace qaq::internal {
 
-FullPrecisionStore::FullPrecisionStore(FullPrecisionTier tier, const KvCacheShape& shape)
+FullPrecisionStore::FullPrecisionStore(ConstructorKey, FullPrecisionTier tier, const KvCacheShape& shape)
     : tier_(tier),
       shape_(shape),
       position_floats_(std::size_t(shape.n_layers) * 2 * std::size_t(shape.n_kv_heads) * std::size_t(shape.head_dim)) {}
@@ -21,7 +21,7 @@ FullPrecisionStore::FullPrecisionStore(FullPrecisionTier tier, const KvCacheShap
 StatusOr<std::unique_ptr<FullPrecisionStore>> FullPrecisionStore::Create(FullPrecisionTier tier, const std::string& dir,
                                                                          const KvCacheShape& shape) {
   QAQ_CHECK(tier != FullPrecisionTier::kNone);
-  std::unique_ptr<FullPrecisionStore> store(new FullPrecisionStore(tier, shape));
+  auto store = std::make_unique<FullPrecisionStore>(ConstructorKey(), tier, shape);
   if (tier == FullPrecisionTier::kRam) return store;
 
   std::string folder = dir;

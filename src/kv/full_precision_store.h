@@ -40,8 +40,15 @@ class FullPrecisionStore {
   std::size_t bytes() const { return std::size_t(n_positions_) * position_floats_ * sizeof(float); }
   const std::string& path() const { return path_; }
 
+  // Only Create can make one (a key type no one else can name), through std::make_unique.
+  class ConstructorKey {
+    friend class FullPrecisionStore;
+    explicit ConstructorKey() = default;
+  };
+ public:
+  FullPrecisionStore(ConstructorKey, FullPrecisionTier tier, const KvCacheShape& shape);
+
  private:
-  FullPrecisionStore(FullPrecisionTier tier, const KvCacheShape& shape);
   const float* At(int layer, int pos, int kv, int kv_head) const;
 
   FullPrecisionTier tier_;

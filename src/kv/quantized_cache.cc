@@ -47,15 +47,14 @@ StatusOr<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::Create(const KvCac
   }
   QAQ_ASSIGN_OR_RETURN(BitPlanner planner, BitPlanner::Create(config, shape, calibration.get()));
   // The planner points to the calibration, which the cache then owns (its address does not change).
-  std::unique_ptr<QuantizedKvCache> cache(
-      new QuantizedKvCache(config, shape, std::move(calibration), std::move(planner)));
+  auto cache = std::make_unique<QuantizedKvCache>(ConstructorKey(), config, shape, std::move(calibration), std::move(planner));
   if (config.backend == KvBackendKind::kQaq && config.tier != FullPrecisionTier::kNone) {
     QAQ_ASSIGN_OR_RETURN(cache->tier_, FullPrecisionStore::Create(config.tier, config.tier_dir, shape));
   }
   return cache;
 }
 
-QuantizedKvCache::QuantizedKvCache(const KvCacheConfig& config, const KvCacheShape& shape,
+QuantizedKvCache::QuantizedKvCache(ConstructorKey, const KvCacheConfig& config, const KvCacheShape& shape,
                                    std::unique_ptr<QueryNormCalibration> calibration, BitPlanner planner)
     : config_(config),
       shape_(shape),

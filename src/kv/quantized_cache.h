@@ -95,9 +95,16 @@ class QuantizedKvCache final : public KvCache {
   KvMemory KeyMemory() const;
   KvMemory ValueMemory() const;
 
- private:
-  QuantizedKvCache(const KvCacheConfig& config, const KvCacheShape& shape,
+  // Only Create can make one (a key type no one else can name), through std::make_unique.
+  class ConstructorKey {
+    friend class QuantizedKvCache;
+    explicit ConstructorKey() = default;
+  };
+ public:
+  QuantizedKvCache(ConstructorKey, const KvCacheConfig& config, const KvCacheShape& shape,
                    std::unique_ptr<QueryNormCalibration> calibration, BitPlanner planner);
+
+ private:
 
   // EndStep's parts (quantized_cache_update.cc).
   void UpdateTokenRows(TokenRows& rows);

@@ -64,10 +64,10 @@ StatusOr<std::unique_ptr<Forward>> Forward::Create(const ModelConfig& config,
       QAQ_RETURN_IF_ERROR(CheckMatrixType(*t));
     }
   }
-  return std::unique_ptr<Forward>(new Forward(config, weights, std::move(cache), n_threads));
+  return std::make_unique<Forward>(ConstructorKey(), config, weights, std::move(cache), n_threads);
 }
 
-Forward::Forward(const ModelConfig& config, const ModelWeights& weights,
+Forward::Forward(ConstructorKey, const ModelConfig& config, const ModelWeights& weights,
                  std::unique_ptr<KvCache> cache, int n_threads)
     : config_(config),
       weights_(weights),

@@ -49,9 +49,16 @@ class Forward {
   KvCache& cache() { return *cache_; }
   const KvCache& cache() const { return *cache_; }
 
- private:
-  Forward(const ModelConfig& config, const ModelWeights& weights, std::unique_ptr<KvCache> cache,
+  // Only Create can make one (a key type no one else can name), through std::make_unique.
+  class ConstructorKey {
+    friend class Forward;
+    explicit ConstructorKey() = default;
+  };
+ public:
+  Forward(ConstructorKey, const ModelConfig& config, const ModelWeights& weights, std::unique_ptr<KvCache> cache,
           int n_threads);
+
+ private:
 
   // Positions pos0..pos0+n-1 (n <= kMaxBatch); writes logits of rows [first_logit_row, n) to
   // logits_out (consecutive rows of vocab_size).
