@@ -58,7 +58,7 @@ struct EngineFlags {
     sub.add_option("--qaq-bits", qaq_bits, "MIN:MAX bit widths (default 0:8; 16:16 keeps every token fp16)")
         ->group(qaq);
     sub.add_option("--qaq-granularity", qaq_granularity, "Group per head, layer or token; auto (default): the finest with >= 64 values")->group(qaq);
-    sub.add_option("--qaq-formula", qaq_formula, "paper or authors (default paper)")->group(qaq);
+    sub.add_option("--qaq-formula", qaq_formula, "paper, authors or strict (every group's error within its target) (default paper)")->group(qaq);
     sub.add_option("--qaq-tier", qaq_tier, "Full-precision tier: ram, disk or none (default ram)")->group(qaq);
     sub.add_option("--qaq-tier-dir", qaq_tier_dir, "Folder of the disk tier's file (default $TMPDIR or /tmp)")
         ->group(qaq);
