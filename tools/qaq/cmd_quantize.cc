@@ -128,7 +128,7 @@ const RegisterCommand kRegister({
       auto flags = std::make_shared<QuantizeFlags>();
       sub.add_option("--kv-config", flags->kv_config,
                      "Quantizer: key=value list or a file (JSON or key=value). Keys: kind=key|value, bits=MIN:MAX or "
-                     "B, target, window, alpha, granularity=token|layer|head, formula=paper|authors, "
+                     "B, target, window, alpha, granularity=token|layer|head, formula=paper|authors|strict, "
                      "codec=midpoint|authors, q_norm")
           ->required();
       sub.add_option("--in", flags->in, "K or V cache: float32 .npy [n_layers, n_kv_heads, T, head_dim]")->required();
