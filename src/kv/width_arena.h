@@ -75,6 +75,9 @@ class WidthArena {
   float outlier_value(std::size_t slot, int j) const {
     return outlier_value_[slot * std::size_t(geometry_.outliers_per_group) + std::size_t(j)];
   }
+  // The whole outlier table, [slot][outliers_per_group] (for loops over many slots).
+  const IndexVector& outlier_indices() const { return outlier_index_; }
+  const float* outlier_values() const { return outlier_value_.data(); }
   void SetOutliers(std::size_t slot, const std::vector<Outlier>& outliers);
   int outliers_per_group() const { return bits_ == kPassThroughBits ? 0 : geometry_.outliers_per_group; }
 
