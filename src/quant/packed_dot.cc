@@ -845,7 +845,6 @@ template <int B>
 void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                const AffineMeta* metas, int n_rows, int n, float* out) {
   // out += sum_r w_r (offset_r + scale_r c_r): the offsets add one constant to every element.
-  float constant = 0.0f;
   bool planned = false;
 #if HWY_TARGET != HWY_SCALAR
   if constexpr (B > 0) planned = AxpyRowsStacked<B>(w, codes, row_bytes, metas, n_rows, n, out);
@@ -853,13 +852,21 @@ void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
     if (!planned) planned = AxpyRowsPlanned<B>(w, codes, row_bytes, metas, n_rows, n, out);
   }
 #endif
-  for (int r = 0; r < n_rows; ++r) {
-    constant += w[r] * metas[r].offset;
-    if constexpr (B > 0) {
-      if (planned) continue;
-      AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
+  if constexpr (B > 0) {
+    if (!planned) {
+      for (int r = 0; r < n_rows; ++r) {
+        AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
+      }
     }
   }
+  // Four partial sums: one running sum would wait on the previous add at every row.
+  float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  int r = 0;
+  for (; r + 4 <= n_rows; r += 4) {
+    for (int j = 0; j < 4; ++j) partial[j] += w[r + j] * metas[r + j].offset;
+  }
+  for (; r < n_rows; ++r) partial[0] += w[r] * metas[r].offset;
+  const float constant = (partial[0] + partial[1]) + (partial[2] + partial[3]);
   for (int i = 0; i < n; ++i) out[i] += constant;
 }
 
