@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/check.h"
 #include "kernels/attention.h"
@@ -53,46 +54,52 @@ void AddOutlierDot(const WidthArena& arena, int plane, int head_dim, std::size_t
   }
 }
 
-// AddOutlierDot for rows < n_rows, reading the outlier table once through raw
-// pointers (no width test per entry); with one plane every outlier lies in it.
-void AddOutlierDots(const WidthArena& arena, int plane, int head_dim, std::size_t n_rows, const float* q,
+// The run [begin, end) of a slot's k outliers (sorted by position) that lies in [lo, lo + span).
+template <typename T>
+std::pair<std::size_t, std::size_t> PlaneRun(const T* index, std::size_t k, std::uint32_t lo, std::uint32_t span) {
+  const T* begin = std::lower_bound(index, index + k, lo);
+  const T* end = std::lower_bound(begin, index + k, lo + span);
+  return {std::size_t(begin - index), std::size_t(end - index)};
+}
+
+// AddOutlierDot for rows < n_rows, reading the outlier table once through raw pointers (no width
+// test per entry). One plane holds every outlier; with several, each row's outliers of `plane`
+// are found by binary search in its sorted run instead of testing all of them.
+void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t n_rows, const float* q,
                     const AffineMeta* affine, float* results) {
   const auto k = std::size_t(arena.outliers_per_group());
   const float* values = arena.outlier_values();
   const std::uint32_t lo = std::uint32_t(plane * head_dim), span = std::uint32_t(head_dim);
+  const bool one_plane = n_planes == 1;
   arena.outlier_indices().Visit([&](const auto* index) {
     for (std::size_t r = 0; r < n_rows; ++r) {
       const auto* ir = index + r * k;
       const float* vr = values + r * k;
+      const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
       float result = results[r];
-      for (std::size_t j = 0; j < k; ++j) {
-        // Unsigned wrap: positions below lo become large and fail the test.
-        const std::uint32_t d = std::uint32_t(ir[j]) - lo;
-        if (d < span) result += q[d] * (vr[j] - affine[r].offset);
-      }
+      for (std::size_t j = begin; j < end; ++j) result += q[ir[j] - lo] * (vr[j] - affine[r].offset);
       results[r] = result;
     }
   });
 }
 
 // OutlierAxpy's correction: out[i] += w_r (value - offset) for each outlier of `plane` in rows
-// < n_rows.
-void AddOutlierAxpys(const WidthArena& arena, int plane, int head_dim, std::size_t n_rows, const float* w,
+// < n_rows (found as in AddOutlierDots).
+void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t n_rows, const float* w,
                      const AffineMeta* affine, float* out) {
   const auto k = std::size_t(arena.outliers_per_group());
   if (k == 0) return;
   const float* values = arena.outlier_values();
   const std::uint32_t lo = std::uint32_t(plane * head_dim), span = std::uint32_t(head_dim);
+  const bool one_plane = n_planes == 1;
   arena.outlier_indices().Visit([&](const auto* index) {
     for (std::size_t r = 0; r < n_rows; ++r) {
       const float wr = w[r];
       if (wr == 0.0f) continue;
       const auto* ir = index + r * k;
       const float* vr = values + r * k;
-      for (std::size_t j = 0; j < k; ++j) {
-        const std::uint32_t d = std::uint32_t(ir[j]) - lo;
-        if (d < span) out[d] += wr * (vr[j] - affine[r].offset);
-      }
+      const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
+      for (std::size_t j = begin; j < end; ++j) out[ir[j] - lo] += wr * (vr[j] - affine[r].offset);
     }
   });
 }
@@ -222,7 +229,7 @@ void TokenRows::Scores(int layer, int kv_head, std::span<const float> q, std::sp
           if (k > 0) AddOutlierDot(*arena, plane, head_dim, r, qr, s.affine[r].offset, &s.results[r]);
         }
       } else if (k > 0) {
-        AddOutlierDots(*arena, plane, head_dim, rows, q.data(), s.affine.data(), s.results.data());
+        AddOutlierDots(*arena, planes_, plane, head_dim, rows, q.data(), s.affine.data(), s.results.data());
       }
     }
     s.results.resize(arena->size());  // slots past `rows` are not written: Scatter skips them by token
@@ -252,7 +259,7 @@ void TokenRows::WeightedSum(int layer, int kv_head, std::span<const float> probs
                    head_dim, out.data());
     const int k = arena->outliers_per_group();
     if (k == 0) continue;
-    AddOutlierAxpys(*arena, plane, head_dim, rows, s.weights.data(), s.affine.data(), out.data());
+    AddOutlierAxpys(*arena, planes_, plane, head_dim, rows, s.weights.data(), s.affine.data(), out.data());
   }
 }
 
