@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/check.h"
 #include "kernels/attention.h"
@@ -40,6 +41,67 @@ float Sum(const float* x, int n) {
   float s = 0.0f;
   for (int i = 0; i < n; ++i) s += x[i];
   return s;
+}
+
+// OutlierDot's correction for one row: an outlier's position holds code 0, reconstructed as the
+// offset, so the exact value adds q_i (value - offset). Only the outliers of `plane` count.
+void AddOutlierDot(const WidthArena& arena, int plane, int head_dim, std::size_t r, const float* q, float offset,
+                   float* result) {
+  const std::uint32_t lo = std::uint32_t(plane * head_dim), hi = lo + std::uint32_t(head_dim);
+  for (int j = 0; j < arena.outliers_per_group(); ++j) {
+    const std::uint32_t i = arena.outlier_index(r, j);
+    if (i >= lo && i < hi) *result += q[i - lo] * (arena.outlier_value(r, j) - offset);
+  }
+}
+
+// The run [begin, end) of a slot's k outliers (sorted by position) that lies in [lo, lo + span).
+template <typename T>
+std::pair<std::size_t, std::size_t> PlaneRun(const T* index, std::size_t k, std::uint32_t lo, std::uint32_t span) {
+  const T* begin = std::lower_bound(index, index + k, lo);
+  const T* end = std::lower_bound(begin, index + k, lo + span);
+  return {std::size_t(begin - index), std::size_t(end - index)};
+}
+
+// AddOutlierDot for rows < n_rows, reading the outlier table once through raw pointers (no width
+// test per entry). One plane holds every outlier; with several, each row's outliers of `plane`
+// are found by binary search in its sorted run instead of testing all of them.
+void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t n_rows, const float* q,
+                    const AffineMeta* affine, float* results) {
+  const auto k = std::size_t(arena.outliers_per_group());
+  const float* values = arena.outlier_values();
+  const std::uint32_t lo = std::uint32_t(plane * head_dim), span = std::uint32_t(head_dim);
+  const bool one_plane = n_planes == 1;
+  arena.outlier_indices().Visit([&](const auto* index) {
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      const auto* ir = index + r * k;
+      const float* vr = values + r * k;
+      const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
+      float result = results[r];
+      for (std::size_t j = begin; j < end; ++j) result += q[ir[j] - lo] * (vr[j] - affine[r].offset);
+      results[r] = result;
+    }
+  });
+}
+
+// OutlierAxpy's correction: out[i] += w_r (value - offset) for each outlier of `plane` in rows
+// < n_rows (found as in AddOutlierDots).
+void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t n_rows, const float* w,
+                     const AffineMeta* affine, float* out) {
+  const auto k = std::size_t(arena.outliers_per_group());
+  if (k == 0) return;
+  const float* values = arena.outlier_values();
+  const std::uint32_t lo = std::uint32_t(plane * head_dim), span = std::uint32_t(head_dim);
+  const bool one_plane = n_planes == 1;
+  arena.outlier_indices().Visit([&](const auto* index) {
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      const float wr = w[r];
+      if (wr == 0.0f) continue;
+      const auto* ir = index + r * k;
+      const float* vr = values + r * k;
+      const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
+      for (std::size_t j = begin; j < end; ++j) out[ir[j] - lo] += wr * (vr[j] - affine[r].offset);
+    }
+  });
 }
 
 }  // namespace
@@ -156,22 +218,18 @@ void TokenRows::Scores(int layer, int kv_head, std::span<const float> q, std::sp
         DotPackedRows(q.data(), q_sum, arena->plane(plane), arena->row_bytes(), s.affine.data(), int(rows), bits,
                       head_dim, s.results.data());
       }
-      s.rotated_q.resize(std::size_t(head_dim));
       const int k = arena->outliers_per_group();
-      const std::uint32_t lo = std::uint32_t(plane * head_dim), hi = lo + std::uint32_t(head_dim);
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* qr = q.data();
-        if (prerope_) {
+      if (prerope_) {
+        s.rotated_q.resize(std::size_t(head_dim));
+        for (std::size_t r = 0; r < rows; ++r) {
           // q . R_t k = (R_t^T q) . k: the stored key is before RoPE.
           rotator_->Unrotate(q.data(), int(arena->token(r)), s.rotated_q.data());
-          qr = s.rotated_q.data();
+          const float* qr = s.rotated_q.data();
           s.results[r] = DotPacked(qr, Sum(qr, head_dim), arena->Row(plane, r), bits, s.affine[r], head_dim);
+          if (k > 0) AddOutlierDot(*arena, plane, head_dim, r, qr, s.affine[r].offset, &s.results[r]);
         }
-        // OutlierDot's correction: an outlier's position holds code 0, reconstructed as the offset.
-        for (int j = 0; j < k; ++j) {
-          const std::uint32_t i = arena->outlier_index(r, j);
-          if (i >= lo && i < hi) s.results[r] += qr[i - lo] * (arena->outlier_value(r, j) - s.affine[r].offset);
-        }
+      } else if (k > 0) {
+        AddOutlierDots(*arena, planes_, plane, head_dim, rows, q.data(), s.affine.data(), s.results.data());
       }
     }
     s.results.resize(arena->size());  // slots past `rows` are not written: Scatter skips them by token
@@ -201,16 +259,7 @@ void TokenRows::WeightedSum(int layer, int kv_head, std::span<const float> probs
                    head_dim, out.data());
     const int k = arena->outliers_per_group();
     if (k == 0) continue;
-    const std::uint32_t lo = std::uint32_t(plane * head_dim), hi = lo + std::uint32_t(head_dim);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const float w = s.weights[r];
-      if (w == 0.0f) continue;
-      // OutlierAxpy's correction.
-      for (int j = 0; j < k; ++j) {
-        const std::uint32_t i = arena->outlier_index(r, j);
-        if (i >= lo && i < hi) out[i - lo] += w * (arena->outlier_value(r, j) - s.affine[r].offset);
-      }
-    }
+    AddOutlierAxpys(*arena, planes_, plane, head_dim, rows, s.weights.data(), s.affine.data(), out.data());
   }
 }
 

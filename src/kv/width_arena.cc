@@ -1,5 +1,6 @@
 #include "kv/width_arena.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/attention.h"
@@ -107,9 +108,13 @@ void WidthArena::SetOutliers(std::size_t slot, const std::vector<Outlier>& outli
   QAQ_CHECK(int(outliers.size()) == outliers_per_group(), "{} outliers in a group that holds {}",
             outliers.size(), outliers_per_group());
   const std::size_t k = outliers.size();
+  // Stored by position, so that the outliers of one plane are a contiguous run of the slot's.
+  thread_local std::vector<Outlier> sorted;
+  sorted.assign(outliers.begin(), outliers.end());
+  std::sort(sorted.begin(), sorted.end(), [](const Outlier& a, const Outlier& b) { return a.index < b.index; });
   for (std::size_t j = 0; j < k; ++j) {
-    outlier_index_.Set(slot * k + j, outliers[j].index);
-    outlier_value_[slot * k + j] = outliers[j].value;
+    outlier_index_.Set(slot * k + j, sorted[j].index);
+    outlier_value_[slot * k + j] = sorted[j].value;
   }
 }
 

@@ -68,13 +68,18 @@ class WidthArena {
   // max - min of each slot's stored metadata (the bit formulas' range), kept beside the metas
   // so that the per-step update reads floats instead of converting every group's fp16 pair.
   const float* ranges() const { return ranges_.data(); }
-  // Outlier j of a slot (widths 0..8): position inside the group and exact value.
+  // Outlier j of a slot (widths 0..8): position inside the group and exact value; each slot's
+  // outliers are in increasing position, so those of plane p (positions [p D, (p + 1) D)) are
+  // one run.
   std::uint32_t outlier_index(std::size_t slot, int j) const {
     return outlier_index_[slot * std::size_t(geometry_.outliers_per_group) + std::size_t(j)];
   }
   float outlier_value(std::size_t slot, int j) const {
     return outlier_value_[slot * std::size_t(geometry_.outliers_per_group) + std::size_t(j)];
   }
+  // The whole outlier table, [slot][outliers_per_group] (for loops over many slots).
+  const IndexVector& outlier_indices() const { return outlier_index_; }
+  const float* outlier_values() const { return outlier_value_.data(); }
   void SetOutliers(std::size_t slot, const std::vector<Outlier>& outliers);
   int outliers_per_group() const { return bits_ == kPassThroughBits ? 0 : geometry_.outliers_per_group; }
 

@@ -503,6 +503,145 @@ HWY_INLINE void AxpyEightRows(const LanePlan& plan, const WideShifts& shifts, co
 }
 #endif  // 512-bit targets
 
+// ---------------------------------------------------------------------------------------------
+// Short rows stacked in one vector: when a row of codes is at most half a vector and its bytes
+// are whole 32-bit words holding whole codes (B = 1, 2, 4, 8), consecutive rows fill one vector
+// load, lane l holding word l % L of row l / L (L words per row). Every lane then reads code
+// (l % L) * 32/B + s with the same shift s B in step s, so each step converts a full vector of
+// codes; a row whose plan would leave lanes idle or that has no plan (1 bit with 64 codes; on
+// 512-bit vectors also 1 bit with 128 and 2 bits with 64) costs no more per code than a long row.
+
+using DS = hn::ScalableTag<float>;
+
+struct StackedShape {
+  int words_per_row = 0;  // L
+  int rows = 0;           // rows per vector
+};
+
+// The stacking of rows of n B-bit codes `row_bytes` apart; rows == 0 when it does not apply.
+template <int B>
+StackedShape StackedShapeFor(std::size_t row_bytes, int n) {
+  StackedShape shape;
+  if constexpr (32 % B != 0) {
+    return shape;
+  } else {
+    const std::size_t vector_bytes = hn::Lanes(DS()) * sizeof(float);
+    const std::size_t packed = PackedBytes(n, B);
+    // Four or more rows per vector (so at most 4 words per row, within a 128-bit block): with
+    // fewer, the lane plan fills its lanes as well.
+    if (row_bytes != packed || packed % 4 != 0 || vector_bytes % packed != 0 || vector_bytes / packed < 4 ||
+        packed > 16) {
+      return shape;
+    }
+    shape.words_per_row = int(packed / 4);
+    shape.rows = int(vector_bytes / packed);
+    return shape;
+  }
+}
+
+// q_stack[s * N + l] = q[(l % L) * 32/B + s]: the query in the order of a stacked step.
+template <int B>
+void StackQuery(const float* q, int words_per_row, float* q_stack) {
+  const int n_lanes = int(hn::Lanes(DS()));
+  for (int s = 0; s < 32 / B; ++s) {
+    for (int l = 0; l < n_lanes; ++l) q_stack[s * n_lanes + l] = q[(l % words_per_row) * (32 / B) + s];
+  }
+}
+
+template <int B>
+HWY_INLINE hn::Vec<DS> StackedCodes(hn::Vec<hn::RebindToUnsigned<DS>> words, int s) {
+  const DS df;
+  const hn::RebindToUnsigned<DS> du;
+  const hn::RebindToSigned<DS> di;
+  const auto codes = hn::And(hn::ShiftRightSame(words, s * B), hn::Set(du, (1u << B) - 1u));
+  return hn::ConvertTo(df, hn::BitCast(di, codes));
+}
+
+template <int B>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DS>> StackedWords(const std::uint8_t* p) {
+  const hn::RebindToUnsigned<DS> du;
+  const hn::Repartition<std::uint8_t, DS> du8;
+  return hn::BitCast(du, hn::LoadU(du8, p));
+}
+
+// Lane L k of the result holds the sum of lanes L k .. L k + L - 1 of v (L = 1, 2 or 4).
+HWY_INLINE hn::Vec<DS> SumWordsOfRow(hn::Vec<DS> v, int words_per_row) {
+  if (words_per_row >= 2) v = hn::Add(v, hn::Shuffle2301(v));
+  if (words_per_row >= 4) v = hn::Add(v, hn::Shuffle1032(v));
+  return v;
+}
+
+// DotRowsT for stacked rows; false when the stacking does not apply. Rows past the last whole
+// vector go through DotCodes.
+template <int B>
+bool DotRowsStacked(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
+                    const AffineMeta* metas, int n_rows, int n, float* out) {
+  const StackedShape shape = StackedShapeFor<B>(row_bytes, n);
+  if (shape.rows == 0 || n_rows < 2 * shape.rows) return false;
+  const DS df;
+  const int n_lanes = int(hn::Lanes(df));
+  constexpr int kSteps = 32 / B;
+  alignas(64) float q_stack[kSteps * hn::MaxLanes(DS())];
+  StackQuery<B>(q, shape.words_per_row, q_stack);
+  alignas(64) float lanes[2 * hn::MaxLanes(DS())];
+  const int per_pair = 2 * shape.rows;
+  int r = 0;
+  for (; r + per_pair <= n_rows; r += per_pair) {
+    const auto w0 = StackedWords<B>(codes + std::size_t(r) * row_bytes);
+    const auto w1 = StackedWords<B>(codes + std::size_t(r + shape.rows) * row_bytes);
+    auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+    for (int s = 0; s < kSteps; ++s) {
+      const auto qv = hn::Load(df, q_stack + s * n_lanes);
+      a0 = hn::MulAdd(qv, StackedCodes<B>(w0, s), a0);
+      a1 = hn::MulAdd(qv, StackedCodes<B>(w1, s), a1);
+    }
+    hn::Store(SumWordsOfRow(a0, shape.words_per_row), df, lanes);
+    hn::Store(SumWordsOfRow(a1, shape.words_per_row), df, lanes + n_lanes);
+    for (int j = 0; j < per_pair; ++j) {
+      out[r + j] = metas[r + j].offset * q_sum + metas[r + j].scale * lanes[j * shape.words_per_row];
+    }
+  }
+  for (; r < n_rows; ++r) {
+    out[r] = metas[r].offset * q_sum + metas[r].scale * DotCodes<B>(q, codes + std::size_t(r) * row_bytes, n);
+  }
+  return true;
+}
+
+// The code part of AxpyRowsT for stacked rows; false when the stacking does not apply.
+template <int B>
+bool AxpyRowsStacked(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
+                     int n_rows, int n, float* out) {
+  const StackedShape shape = StackedShapeFor<B>(row_bytes, n);
+  if (shape.rows == 0 || n_rows < 2 * shape.rows) return false;
+  const DS df;
+  const int n_lanes = int(hn::Lanes(df));
+  constexpr int kSteps = 32 / B;
+  alignas(64) float acc[kSteps * hn::MaxLanes(DS())] = {};
+  alignas(64) float b[2 * hn::MaxLanes(DS())];
+  const int per_pair = 2 * shape.rows;
+  int r = 0;
+  for (; r + per_pair <= n_rows; r += per_pair) {
+    for (int j = 0; j < per_pair; ++j) {
+      const float bj = w[r + j] * metas[r + j].scale;
+      for (int l = 0; l < shape.words_per_row; ++l) b[j * shape.words_per_row + l] = bj;
+    }
+    const auto b0 = hn::Load(df, b), b1 = hn::Load(df, b + n_lanes);
+    const auto w0 = StackedWords<B>(codes + std::size_t(r) * row_bytes);
+    const auto w1 = StackedWords<B>(codes + std::size_t(r + shape.rows) * row_bytes);
+    for (int s = 0; s < kSteps; ++s) {
+      auto a = hn::Load(df, acc + s * n_lanes);
+      a = hn::MulAdd(b0, StackedCodes<B>(w0, s), a);
+      a = hn::MulAdd(b1, StackedCodes<B>(w1, s), a);
+      hn::Store(a, df, acc + s * n_lanes);
+    }
+  }
+  for (int s = 0; s < kSteps; ++s) {
+    for (int l = 0; l < n_lanes; ++l) out[(l % shape.words_per_row) * kSteps + s] += acc[s * n_lanes + l];
+  }
+  for (; r < n_rows; ++r) AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + std::size_t(r) * row_bytes, n, out);
+  return true;
+}
+
 // DotRowsT through the plan; false when (B, n) has none.
 template <int B>
 bool DotRowsPlanned(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
@@ -688,6 +827,9 @@ template <int B>
 void DotRowsT(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
               const AffineMeta* metas, int n_rows, int n, float* out) {
 #if HWY_TARGET != HWY_SCALAR
+  if constexpr (B > 0) {
+    if (DotRowsStacked<B>(q, q_sum, codes, row_bytes, metas, n_rows, n, out)) return;
+  }
   if constexpr (B > 0 && kPlanTarget) {
     if (DotRowsPlanned<B>(q, q_sum, codes, row_bytes, metas, n_rows, n, out)) return;
   }
@@ -703,18 +845,28 @@ template <int B>
 void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                const AffineMeta* metas, int n_rows, int n, float* out) {
   // out += sum_r w_r (offset_r + scale_r c_r): the offsets add one constant to every element.
-  float constant = 0.0f;
   bool planned = false;
 #if HWY_TARGET != HWY_SCALAR
-  if constexpr (B > 0 && kPlanTarget) planned = AxpyRowsPlanned<B>(w, codes, row_bytes, metas, n_rows, n, out);
+  if constexpr (B > 0) planned = AxpyRowsStacked<B>(w, codes, row_bytes, metas, n_rows, n, out);
+  if constexpr (B > 0 && kPlanTarget) {
+    if (!planned) planned = AxpyRowsPlanned<B>(w, codes, row_bytes, metas, n_rows, n, out);
+  }
 #endif
-  for (int r = 0; r < n_rows; ++r) {
-    constant += w[r] * metas[r].offset;
-    if constexpr (B > 0) {
-      if (planned) continue;
-      AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
+  if constexpr (B > 0) {
+    if (!planned) {
+      for (int r = 0; r < n_rows; ++r) {
+        AxpyCodes<B>(0.0f, w[r] * metas[r].scale, codes + static_cast<std::size_t>(r) * row_bytes, n, out);
+      }
     }
   }
+  // Four partial sums: one running sum would wait on the previous add at every row.
+  float partial[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  int r = 0;
+  for (; r + 4 <= n_rows; r += 4) {
+    for (int j = 0; j < 4; ++j) partial[j] += w[r + j] * metas[r + j].offset;
+  }
+  for (; r < n_rows; ++r) partial[0] += w[r] * metas[r].offset;
+  const float constant = (partial[0] + partial[1]) + (partial[2] + partial[3]);
   for (int i = 0; i < n; ++i) out[i] += constant;
 }
 

@@ -158,13 +158,14 @@ TEST(PackedDotTest, FastAxpyMatchesReferenceOnEveryTarget) {
   });
 }
 
-// Many rows at head-dim sizes (the four-row kernels and their zero-padded last rows).
+// Many rows at head-dim sizes (the four-row kernels and their zero-padded last rows, short rows
+// stacked in one vector with a remainder).
 TEST(PackedDotTest, ManyRowsMatchReferenceOnEveryTarget) {
   ForEachTarget([] {
     std::mt19937 rng(7);
     for (int bits : kWidths) {
-      for (int n : {40, 64, 96, 128, 136, 256}) {
-        for (int n_rows : {1, 4, 5, 7, 8, 13}) {
+      for (int n : {32, 40, 64, 96, 128, 136, 256}) {
+        for (int n_rows : {1, 4, 5, 7, 8, 13, 16, 35, 64}) {
           RandomRows r = MakeRows(rng, bits, n, n_rows);
           const float q_sum = SumOf(r.q);
           std::vector<float> dots(static_cast<std::size_t>(n_rows));
