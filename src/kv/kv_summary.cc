@@ -97,7 +97,7 @@ std::string QuantizedKvCache::Summary() const {
                      planner_.key_error(), planner_.value_error(), config_.window, config_.bits_min, config_.bits_max,
                      GranularityName(config_.granularity), BitsFormulaName(config_.formula));
   }
-  if (config_.backend == KvBackendKind::kQaq && config_.key_bits_fixed < 0 && config_.bits_min != kPassThroughBits) {
+  if (UsesKeyFormula()) {
     s += "\n  " + QueryNormReport();
   }
   if (config_.target_ratio > 0.0) {

@@ -72,9 +72,7 @@ QuantizedKvCache::QuantizedKvCache(ConstructorKey, const KvCacheConfig& config, 
   }
   values_.emplace(shape, KvKind::kValue, granularity, config.outlier_alpha, false, nullptr);
   if (planner_.needs_window()) window_.emplace(PolicyShape(shape), config.window);
-  const bool key_formula = config.backend == KvBackendKind::kQaq && config.key_bits_fixed < 0 &&
-                           config.bits_min != kPassThroughBits;
-  if (key_formula &&
+  if (UsesKeyFormula() &&
       (config.query_norms == QueryNormSource::kPrompt || config.query_norms == QueryNormSource::kPromptHeads)) {
     prompt_norms_.emplace(shape.n_layers, shape.n_kv_heads, kPromptCalibrationPositions, kPromptCalibrationQuantile);
   }

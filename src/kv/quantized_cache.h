@@ -117,6 +117,11 @@ class QuantizedKvCache final : public KvCache {
   void SolveBudget();
   // calib=prompt: the calibration from the positions measured so far (EndStep).
   void CalibrateOnPrompt();
+  // Whether key widths come from the key formula (qaq, no fixed key width, not all fp16), which
+  // needs |q~|^2.
+  bool UsesKeyFormula() const {
+    return config_.backend == KvBackendKind::kQaq && config_.key_bits_fixed < 0 && config_.bits_min != kPassThroughBits;
+  }
 
   KvCacheConfig config_;
   KvCacheShape shape_;

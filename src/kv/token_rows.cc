@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <utility>
 
 #include "core/check.h"
@@ -43,17 +44,6 @@ float Sum(const float* x, int n) {
   return s;
 }
 
-// OutlierDot's correction for one row: an outlier's position holds code 0, reconstructed as the
-// offset, so the exact value adds q_i (value - offset). Only the outliers of `plane` count.
-void AddOutlierDot(const WidthArena& arena, int plane, int head_dim, std::size_t r, const float* q, float offset,
-                   float* result) {
-  const std::uint32_t lo = std::uint32_t(plane * head_dim), hi = lo + std::uint32_t(head_dim);
-  for (int j = 0; j < arena.outliers_per_group(); ++j) {
-    const std::uint32_t i = arena.outlier_index(r, j);
-    if (i >= lo && i < hi) *result += q[i - lo] * (arena.outlier_value(r, j) - offset);
-  }
-}
-
 // The run [begin, end) of a slot's k outliers (sorted by position) that lies in [lo, lo + span).
 template <typename T>
 std::pair<std::size_t, std::size_t> PlaneRun(const T* index, std::size_t k, std::uint32_t lo, std::uint32_t span) {
@@ -62,19 +52,23 @@ std::pair<std::size_t, std::size_t> PlaneRun(const T* index, std::size_t k, std:
   return {std::size_t(begin - index), std::size_t(end - index)};
 }
 
-// AddOutlierDot for rows < n_rows, reading the outlier table once through raw pointers (no width
-// test per entry). One plane holds every outlier; with several, each row's outliers of `plane`
-// are found by binary search in its sorted run instead of testing all of them.
-void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t n_rows, const float* q,
-                    const AffineMeta* affine, float* results) {
+// OutlierDot's correction for rows [first, first + n_rows): an outlier's position holds code 0,
+// reconstructed as the offset, so the exact value adds q_i (value - offset); only the outliers
+// of `plane` count. The outlier table is read through raw pointers (no width test per entry).
+// One plane holds every outlier; with several, each row's outliers of `plane` are found by
+// binary search in its sorted run instead of testing all of them. affine and results are
+// indexed from `first`.
+void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t first,
+                    std::size_t n_rows, const float* q, const AffineMeta* affine, float* results) {
   const auto k = std::size_t(arena.outliers_per_group());
+  if (k == 0) return;
   const float* values = arena.outlier_values();
   const std::uint32_t lo = std::uint32_t(plane * head_dim), span = std::uint32_t(head_dim);
   const bool one_plane = n_planes == 1;
   arena.outlier_indices().Visit([&](const auto* index) {
     for (std::size_t r = 0; r < n_rows; ++r) {
-      const auto* ir = index + r * k;
-      const float* vr = values + r * k;
+      const auto* ir = index + (first + r) * k;
+      const float* vr = values + (first + r) * k;
       const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
       float result = results[r];
       for (std::size_t j = begin; j < end; ++j) result += q[ir[j] - lo] * (vr[j] - affine[r].offset);
@@ -214,11 +208,6 @@ void TokenRows::Scores(int layer, int kv_head, std::span<const float> q, std::sp
     } else {
       s.affine.resize(rows);
       AffineFromMetas(arena->metas(), rows, bits, s.affine.data());
-      if (!prerope_) {
-        DotPackedRows(q.data(), q_sum, arena->plane(plane), arena->row_bytes(), s.affine.data(), int(rows), bits,
-                      head_dim, s.results.data());
-      }
-      const int k = arena->outliers_per_group();
       if (prerope_) {
         s.rotated_q.resize(std::size_t(head_dim));
         for (std::size_t r = 0; r < rows; ++r) {
@@ -226,10 +215,12 @@ void TokenRows::Scores(int layer, int kv_head, std::span<const float> q, std::sp
           rotator_->Unrotate(q.data(), int(arena->token(r)), s.rotated_q.data());
           const float* qr = s.rotated_q.data();
           s.results[r] = DotPacked(qr, Sum(qr, head_dim), arena->Row(plane, r), bits, s.affine[r], head_dim);
-          if (k > 0) AddOutlierDot(*arena, plane, head_dim, r, qr, s.affine[r].offset, &s.results[r]);
+          AddOutlierDots(*arena, planes_, plane, head_dim, r, 1, qr, &s.affine[r], &s.results[r]);
         }
-      } else if (k > 0) {
-        AddOutlierDots(*arena, planes_, plane, head_dim, rows, q.data(), s.affine.data(), s.results.data());
+      } else {
+        DotPackedRows(q.data(), q_sum, arena->plane(plane), arena->row_bytes(), s.affine.data(), int(rows), bits,
+                      head_dim, s.results.data());
+        AddOutlierDots(*arena, planes_, plane, head_dim, 0, rows, q.data(), s.affine.data(), s.results.data());
       }
     }
     s.results.resize(arena->size());  // slots past `rows` are not written: Scatter skips them by token
@@ -257,8 +248,6 @@ void TokenRows::WeightedSum(int layer, int kv_head, std::span<const float> probs
     AffineFromMetas(arena->metas(), rows, bits, s.affine.data());
     AxpyPackedRows(s.weights.data(), arena->plane(plane), arena->row_bytes(), s.affine.data(), int(rows), bits,
                    head_dim, out.data());
-    const int k = arena->outliers_per_group();
-    if (k == 0) continue;
     AddOutlierAxpys(*arena, planes_, plane, head_dim, rows, s.weights.data(), s.affine.data(), out.data());
   }
 }
@@ -332,26 +321,17 @@ void TokenRows::Truncate(int n) {
   }
 }
 
-std::size_t TokenRows::code_bytes() const {
+template <typename Bytes>
+std::size_t TokenRows::SumOverArenas(Bytes bytes) const {
   std::size_t b = 0;
-  for (const auto& a : arenas_) b += a ? a->code_bytes() : 0;
+  for (const auto& a : arenas_) b += a ? bytes(*a) : 0;
   return b;
 }
-std::size_t TokenRows::metadata_bytes() const {
-  std::size_t b = 0;
-  for (const auto& a : arenas_) b += a ? a->metadata_bytes() : 0;
-  return b;
-}
-std::size_t TokenRows::outlier_bytes() const {
-  std::size_t b = 0;
-  for (const auto& a : arenas_) b += a ? a->outlier_bytes() : 0;
-  return b;
-}
-std::size_t TokenRows::table_bytes() const {
-  std::size_t b = 0;
-  for (const auto& a : arenas_) b += a ? a->table_bytes() : 0;
-  return b;
-}
+
+std::size_t TokenRows::code_bytes() const { return SumOverArenas(std::mem_fn(&WidthArena::code_bytes)); }
+std::size_t TokenRows::metadata_bytes() const { return SumOverArenas(std::mem_fn(&WidthArena::metadata_bytes)); }
+std::size_t TokenRows::outlier_bytes() const { return SumOverArenas(std::mem_fn(&WidthArena::outlier_bytes)); }
+std::size_t TokenRows::table_bytes() const { return SumOverArenas(std::mem_fn(&WidthArena::table_bytes)); }
 
 std::array<std::size_t, kArenaSlots> TokenRows::GroupsPerWidth() const {
   std::array<std::size_t, kArenaSlots> counts{};

@@ -80,6 +80,9 @@ class TokenRows {
  private:
   std::size_t Index(int unit, int arena_index) const { return std::size_t(unit) * kArenaSlots + std::size_t(arena_index); }
   WidthArena& GetArena(int unit, int bits);
+  // The sum of bytes(arena) over every arena made.
+  template <typename Bytes>
+  std::size_t SumOverArenas(Bytes bytes) const;
 
   KvCacheShape shape_;
   KvKind kind_;
