@@ -390,7 +390,7 @@ class QueryNormCalibration {
   QueryNormCalibration() = default;
   QueryNormCalibration(int n_layers, int n_kv_heads, double quantile = 0.9);
 
-  // Every (layer, KV head) gets the same value: the fallback when no calibration file is given.
+  // Every (layer, KV head) gets the same value (the authors' constant, or a pooled measurement).
   static QueryNormCalibration Constant(int n_layers, int n_kv_heads, double q_norm_sq);
   // The fallback value: the authors' constant 300 (a squared query norm without the softmax
   // scale) times the softmax scale squared, 1 / head_dim.

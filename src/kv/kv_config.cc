@@ -231,7 +231,7 @@ StatusOr<KvCacheConfig> ParseKvCacheSpec(std::string_view spec) {
     c.backend = KvBackendKind::kQaq;
     c.outlier_alpha = 0.01;  // §4: the paper's alpha
     // Keys per channel in blocks of 64 tokens, after RoPE (README, "Key layout": before RoPE is
-    // about 10% lower KL at equal ratio on stories260K but halves attention speed); keys=token
+    // about 10% lower KL at equal ratio on stories260K but attention costs 1.3-2.3x as much); keys=token
     // gives the paper's per-token keys.
     c.key_layout = KeyLayout::kChannel;
     c.key_block = 64;
