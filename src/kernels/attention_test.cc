@@ -99,7 +99,8 @@ TEST_P(AttentionTest, WeightedSumAccumulatesRows) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(Case{8, 1}, Case{8, 15}, Case{8, 16}, Case{8, 17},
                                            Case{8, 200}, Case{12, 33}, Case{64, 40},
-                                           Case{128, 70}, Case{6, 5}),
+                                           Case{128, 70}, Case{96, 33}, Case{192, 9},
+                                           Case{64, 7}, Case{6, 5}),
                          [](const auto& info) {
                            return fmt::format("d{}_n{}", info.param.head_dim, info.param.n);
                          });
