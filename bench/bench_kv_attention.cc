@@ -179,11 +179,14 @@ void BM_Attention(benchmark::State& state, std::string spec) {
   std::normal_distribution<float> normal(0.0f, 0.1f);
   for (float& x : q) x = normal(rng);
   AttentionRow(rng, n_tokens, probs);
+  // QAQ_BENCH_PART=scores or values times one half of attention (to see where time goes).
+  const char* part_env = std::getenv("QAQ_BENCH_PART");
+  const std::string part = part_env != nullptr ? part_env : "";
   for (auto _ : state) {
     for (int h = 0; h < n_heads; ++h) {
-      cache->Scores(0, h, q, scores);
+      if (part != "values") cache->Scores(0, h, q, scores);
       std::fill(out.begin(), out.end(), 0.0f);
-      cache->WeightedSum(0, h, probs, out);
+      if (part != "scores") cache->WeightedSum(0, h, probs, out);
       benchmark::DoNotOptimize(out.data());
     }
     benchmark::ClobberMemory();

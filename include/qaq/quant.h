@@ -81,6 +81,9 @@ struct AffineMeta {
   float scale = 0.0f;
 };
 AffineMeta AffineFromMeta(GroupMeta meta, int bits);
+// out[i] = AffineFromMeta(metas[i], bits) for i < n (SIMD: attention converts a whole run of
+// groups per call).
+void AffineFromMetas(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out);
 
 // One value kept exactly. `index` is the position inside the group.
 struct Outlier {

@@ -6,6 +6,7 @@
 #include "core/check.h"
 #include "kernels/attention.h"
 #include "kv/token_rows.h"
+#include "quant/channel_dot.h"
 #include "quant/fp16.h"
 #include "quant/lane_plan.h"
 #include "quant/rotated_dot.h"
@@ -16,7 +17,7 @@ namespace {
 struct ChannelScratch {
   std::vector<float> scaled_q, rotated_q, swapped_q, offsets, scales;
   std::vector<float> a_plan, b_plan, scale_plan, offset_plan;
-  std::vector<AffineMeta> channels, rows;
+  std::vector<AffineMeta> channels;
 };
 
 ChannelScratch& Scratch() {
@@ -96,28 +97,21 @@ void ChannelKeys::Scores(int layer, int kv_head, std::span<const float> q, std::
   ChannelScratch& s = Scratch();
   for (auto* v : {&s.scaled_q, &s.rotated_q, &s.swapped_q, &s.offsets, &s.scales}) v->resize(std::size_t(head_dim));
   s.channels.resize(std::size_t(head_dim));
-  s.rows.resize(std::size_t(block_));
   const std::uint8_t* codes = slot.codes.data();
   for (std::size_t b = 0; b < slot.bits.size(); ++b) {
     const int start = int(b) * block_;
     if (start >= n) return;
     const int rows = std::min(block_, n - start);
     const int bits = slot.bits[b];
-    AffineFromMetas(slot.metas.data() + b * std::size_t(head_dim), std::size_t(head_dim), bits, s.channels.data());
+    const GroupMeta* metas = slot.metas.data() + b * std::size_t(head_dim);
     const std::size_t row_bytes = BytesFor(std::size_t(head_dim), bits);
     const std::uint8_t* block_codes = codes;
     codes += BlockBytes(bits);
     if (!prerope_) {
-      float constant = 0.0f;
-      for (int d = 0; d < head_dim; ++d) {
-        constant += q[std::size_t(d)] * s.channels[std::size_t(d)].offset;
-        s.scaled_q[std::size_t(d)] = q[std::size_t(d)] * s.channels[std::size_t(d)].scale;
-      }
-      std::fill(s.rows.begin(), s.rows.end(), AffineMeta{constant, 1.0f});
-      DotPackedRows(s.scaled_q.data(), 1.0f, block_codes, row_bytes, s.rows.data(), rows, bits, head_dim,
-                    scores.data() + start);
+      DotChannelRows(q.data(), metas, block_codes, row_bytes, rows, bits, head_dim, scores.data() + start);
       continue;
     }
+    AffineFromMetas(metas, std::size_t(head_dim), bits, s.channels.data());
     // q . R_t k = (R_t^T q) . k for the key k stored before RoPE, with R_t^T = R_r^T R_t0^T
     // (t = t0 + r): the query is rotated back to the block's start once, then by r with the
     // block-relative table.

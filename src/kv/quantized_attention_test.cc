@@ -205,23 +205,5 @@ TEST(QuantizedAttentionTest, MixedWidthsAndCoarseGranularity) {
   }
 }
 
-TEST(QuantizedAttentionTest, AffineFromMetasEqualsAffineFromMeta) {
-  std::vector<GroupMeta> metas;
-  for (int i = 0; i < 37; ++i) {
-    GroupQuantizer quantizer(0.0);
-    const std::vector<float> values = {float(i) * 0.37f - 3.0f, float(i % 5) * 1.9f, -0.001f * float(i), 0.5f};
-    metas.push_back(quantizer.Analyze(values).meta);
-  }
-  for (const int bits : {0, 1, 3, 8, 16}) {
-    std::vector<AffineMeta> fast(metas.size());
-    internal::AffineFromMetas(metas.data(), metas.size(), bits, fast.data());
-    for (std::size_t i = 0; i < metas.size(); ++i) {
-      const AffineMeta ref = AffineFromMeta(metas[i], bits);
-      EXPECT_EQ(fast[i].offset, ref.offset) << bits << " " << i;
-      EXPECT_EQ(fast[i].scale, ref.scale) << bits << " " << i;
-    }
-  }
-}
-
 }  // namespace
 }  // namespace qaq

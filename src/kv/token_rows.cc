@@ -21,7 +21,6 @@ struct AttentionScratch {
   std::vector<float> weights;        // [slot]
   std::vector<AffineMeta> affine;    // [slot]
   std::vector<float> rotated_q;      // [head_dim]
-  std::vector<float> halves;         // fp16 metadata as floats
 };
 
 AttentionScratch& Scratch() {
@@ -99,24 +98,6 @@ void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_
 }
 
 }  // namespace
-
-void AffineFromMetas(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out) {
-  if (bits == kPassThroughBits) {
-    std::fill(out, out + n, AffineMeta{0.0f, 1.0f});
-    return;
-  }
-  static_assert(sizeof(GroupMeta) == 4);
-  std::vector<float>& halves = Scratch().halves;
-  halves.resize(2 * n);
-  HalfToFloat(reinterpret_cast<const std::uint16_t*>(metas), halves.data(), 2 * n);
-  // §3 as in AffineFromMeta: scale = (max - min) 2^-B (exact: a power of two), offset at the
-  // first segment's midpoint.
-  const float step = std::ldexp(1.0f, -bits);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float scale = (halves[2 * i + 1] - halves[2 * i]) * step;
-    out[i] = {halves[2 * i] + 0.5f * scale, scale};
-  }
-}
 
 TokenRows::TokenRows(const KvCacheShape& shape, KvKind kind, Granularity granularity, double outlier_alpha,
                      bool prerope, const RopeRotator* rotator)

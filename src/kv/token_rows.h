@@ -97,7 +97,4 @@ class TokenRows {
   std::vector<std::uint8_t> codes_scratch_;
 };
 
-// AffineFromMeta for n groups of one width at once (SIMD fp16 conversion): the same values.
-void AffineFromMetas(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out);
-
 }  // namespace qaq::internal

@@ -14,11 +14,14 @@
 // shuffle then moves the (at most two) bytes holding code j into 32-bit lane j, a per-lane shift
 // by (j*B) % 8 and a mask leave the code, and a conversion makes it a float. About six
 // instructions per 8 codes, for every B.
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "quant/packed_dot.cc"
@@ -28,6 +31,7 @@
 #include "core/check.h"
 #include "qaq/quant.h"
 #include "quant/bitpack.h"
+#include "quant/channel_dot.h"
 #include "quant/fp16.h"
 #include "quant/lane_plan.h"
 #include "quant/rotated_dot.h"
@@ -870,6 +874,124 @@ void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
   for (int i = 0; i < n; ++i) out[i] += constant;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Rows of per-channel codes (channel_dot.h).
+
+#if HWY_TARGET != HWY_SCALAR
+// Lanes(DF) metas from their fp16 pairs to the affine form, as AffineFromMeta: scale =
+// (max - min) 2^-B (step = 2^-B), offset = min + scale / 2 (both exact).
+HWY_INLINE void LoadAffine(const GroupMeta* metas, VF step, VF& offset, VF& scale) {
+  const DF df;
+  const hn::Rebind<std::uint16_t, DF> du16;
+  const hn::Rebind<hwy::float16_t, DF> df16;
+  static_assert(sizeof(GroupMeta) == 2 * sizeof(std::uint16_t));
+  hn::Vec<decltype(du16)> lo16, hi16;
+  hn::LoadInterleaved2(du16, reinterpret_cast<const std::uint16_t*>(metas), lo16, hi16);
+  const VF lo = hn::PromoteTo(df, hn::BitCast(df16, lo16)), hi = hn::PromoteTo(df, hn::BitCast(df16, hi16));
+  scale = hn::Mul(hn::Sub(hi, lo), step);
+  offset = hn::MulAdd(hn::Set(df, 0.5f), scale, lo);
+}
+#endif
+
+void AffineFromMetasImpl(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out) {
+  std::size_t i = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const DF df;
+  static_assert(sizeof(AffineMeta) == 2 * sizeof(float));
+  const VF step = hn::Set(df, std::ldexp(1.0f, -bits));
+  for (; i + hn::Lanes(df) <= n; i += hn::Lanes(df)) {
+    VF offset, scale;
+    LoadAffine(metas + i, step, offset, scale);
+    hn::StoreInterleaved2(offset, scale, df, reinterpret_cast<float*>(out + i));
+  }
+#endif
+  for (; i < n; ++i) out[i] = AffineFromMeta(metas[i], bits);
+}
+
+// scaled[i] = q[i] scale_i for the channel metas (AffineFromMeta at B bits); returns q . offset.
+template <int B>
+float ChannelQuery(const float* q, const GroupMeta* metas, int n, float* scaled) {
+  float constant = 0.0f;
+  int i = 0;
+#if HWY_TARGET != HWY_SCALAR
+  const DF df;
+  const int lanes = int(hn::Lanes(df));
+  const VF step = hn::Set(df, std::ldexp(1.0f, -B));
+  VF acc = hn::Zero(df);
+  for (; i + lanes <= n; i += lanes) {
+    VF offset, scale;
+    LoadAffine(metas + i, step, offset, scale);
+    const VF qv = hn::LoadU(df, q + i);
+    hn::StoreU(hn::Mul(qv, scale), df, scaled + i);
+    acc = hn::MulAdd(qv, offset, acc);
+  }
+  constant = hn::GetLane(hn::SumOfLanes(df, acc));
+#endif
+  for (; i < n; ++i) {
+    const AffineMeta m = AffineFromMeta(metas[i], B);
+    scaled[i] = q[i] * m.scale;
+    constant += q[i] * m.offset;
+  }
+  return constant;
+}
+
+template <int B>
+void DotChannelRowsT(const float* q, const GroupMeta* metas, const std::uint8_t* codes, std::size_t row_bytes,
+                     int n_rows, int n, float* out) {
+  alignas(64) float local[kPlanMaxN];
+  std::vector<float> heap;
+  float* scaled = local;
+  if (n > kPlanMaxN) {
+    heap.resize(static_cast<std::size_t>(n));
+    scaled = heap.data();
+  }
+  const float constant = ChannelQuery<B>(q, metas, n, scaled);
+  if constexpr (B == 0) {
+    for (int r = 0; r < n_rows; ++r) out[r] = constant;
+  } else {
+#if QAQ_WIDE_PLAN
+    // The plan path of DotRowsPlanned with the scaled query put straight into the duplicated plan
+    // order (stacked short rows keep their own path, as in DotRowsT).
+    const LanePlan* plan = GetLanePlan(B, n);
+    if (plan != nullptr && n_rows >= 8 && StackedShapeFor<B>(row_bytes, n).rows == 0) {
+      alignas(64) float q_wide[kPlanMaxSteps * 2 * kPlanLanes];
+      for (int s = 0; s < plan->n_steps; ++s) {
+        for (int l = 0; l < kPlanLanes; ++l) {
+          const int c = plan->code[s][l];
+          q_wide[2 * kPlanLanes * s + l] = q_wide[2 * kPlanLanes * s + kPlanLanes + l] = c >= 0 ? scaled[c] : 0.0f;
+        }
+      }
+      const WideShifts& shifts = GetWideShifts(*plan);
+      ForRowGroups<8>(*plan, codes, row_bytes, n_rows, PackedBytes(n, B), [&](int r, const std::uint8_t* const* rows) {
+        float sums[8];
+        DotEightRows<B>(*plan, shifts, q_wide, rows, sums);
+        for (int j = 0; j < 8 && r + j < n_rows; ++j) out[r + j] = constant + sums[j];
+      });
+      return;
+    }
+#endif
+    thread_local std::vector<AffineMeta> rows;
+    rows.assign(static_cast<std::size_t>(n_rows), AffineMeta{constant, 1.0f});
+    DotRowsT<B>(scaled, 1.0f, codes, row_bytes, rows.data(), n_rows, n, out);
+  }
+}
+
+void DotChannelRowsImpl(const float* q, const GroupMeta* metas, const std::uint8_t* codes, std::size_t row_bytes,
+                        int n_rows, int bits, int n, float* out) {
+  switch (bits) {
+    case 0: return DotChannelRowsT<0>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 1: return DotChannelRowsT<1>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 2: return DotChannelRowsT<2>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 3: return DotChannelRowsT<3>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 4: return DotChannelRowsT<4>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 5: return DotChannelRowsT<5>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 6: return DotChannelRowsT<6>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 7: return DotChannelRowsT<7>(q, metas, codes, row_bytes, n_rows, n, out);
+    case 8: return DotChannelRowsT<8>(q, metas, codes, row_bytes, n_rows, n, out);
+    default: break;
+  }
+}
+
 void DotPackedRowsImpl(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
                        const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
   switch (bits) {
@@ -997,6 +1119,14 @@ HWY_EXPORT(DotF16Impl);
 HWY_EXPORT(DotPackedMixedImpl);
 HWY_EXPORT(AxpyPackedMixedImpl);
 HWY_EXPORT(DotRotatedRowsImpl);
+HWY_EXPORT(DotChannelRowsImpl);
+HWY_EXPORT(AffineFromMetasImpl);
+
+void DotChannelRows(const float* q, const GroupMeta* channel_metas, const std::uint8_t* codes, std::size_t row_bytes,
+                    int n_rows, int bits, int n, float* out) {
+  QAQ_CHECK(bits >= 0 && bits <= kMaxCodeBits, "bit width {}", bits);
+  HWY_DYNAMIC_DISPATCH(DotChannelRowsImpl)(q, channel_metas, codes, row_bytes, n_rows, bits, n, out);
+}
 
 bool DotRotatedRows(const RotatedRowsQuery& query, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
                     int bits, int n, float* out) {
@@ -1036,6 +1166,15 @@ void DotPackedMixed(const float* q, float q_sum, const PackedRowRef* rows, int n
 void AxpyPackedMixed(const float* w, const PackedRowRef* rows, int n_rows, int n, float* out) {
   for (int r = 0; r < n_rows; ++r) QAQ_CHECK(IsValidBits(rows[r].bits), "row {}: bit width {}", r, rows[r].bits);
   HWY_DYNAMIC_DISPATCH(internal::AxpyPackedMixedImpl)(w, rows, n_rows, n, out);
+}
+
+void AffineFromMetas(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out) {
+  QAQ_CHECK(IsValidBits(bits), "bit width {}", bits);
+  if (bits == kPassThroughBits) {
+    std::fill(out, out + n, AffineMeta{0.0f, 1.0f});
+    return;
+  }
+  HWY_DYNAMIC_DISPATCH(internal::AffineFromMetasImpl)(metas, n, bits, out);
 }
 
 float DotF32(const float* a, const float* b, int n) {

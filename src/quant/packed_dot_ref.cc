@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "quant/bitpack.h"
 #include "quant/fp16.h"
+#include "quant/channel_dot.h"
 #include "quant/rotated_dot.h"
 
 namespace qaq::internal {
@@ -68,6 +69,16 @@ float DotRotatedRowRef(const float* a, const float* b, const float* cos, const f
     const float w = cos[i] * a[i] + sin[i] * b[i];
     const float c = bits == 0 ? 0.0f : static_cast<float>(ReadCode(codes, bits, static_cast<std::size_t>(i)));
     sum += w * (offset[i] + scale[i] * c);
+  }
+  return sum;
+}
+
+float DotChannelRowRef(const float* q, const GroupMeta* channel_metas, const std::uint8_t* codes, int bits, int n) {
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const AffineMeta m = AffineFromMeta(channel_metas[i], bits);
+    const float c = bits == 0 ? 0.0f : static_cast<float>(ReadCode(codes, bits, static_cast<std::size_t>(i)));
+    sum += q[i] * (m.offset + m.scale * c);
   }
   return sum;
 }

@@ -7,6 +7,7 @@
 
 #include "qaq/quant.h"
 #include "quant/bitpack.h"
+#include "quant/channel_dot.h"
 #include "quant/fp16.h"
 #include "quant/lane_plan.h"
 #include "quant/packed_dot_ref.h"
@@ -285,6 +286,74 @@ TEST(PackedDotTest, RotatedRowsMatchReferenceOnEveryTarget) {
     EXPECT_GT(planned, 0);
   }
 #endif
+}
+
+// Rows of per-channel codes (channel keys) against the scalar reference on every target: every
+// width, head sizes with and without lane plans, row counts around the 8-row groups, channels
+// with min == max, codes at the extremes, and metadata fp16 rounds.
+TEST(PackedDotTest, ChannelRowsMatchReferenceOnEveryTarget) {
+  ForEachTarget([] {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> normal;
+    for (int bits = 0; bits <= 8; ++bits) {
+      for (int n : {8, 24, 64, 128, 256, 264}) {
+        for (int n_rows : {1, 7, 8, 9, 17, 64}) {
+          RandomRows r = MakeRows(rng, bits, n, n_rows);
+          if (bits > 0) {
+            r.packed[0] = 0xff;
+            r.packed[r.packed.size() - 1] = 0;
+          }
+          std::vector<GroupMeta> metas(static_cast<std::size_t>(n));
+          for (auto& m : metas) {
+            const float lo = normal(rng), hi = lo + std::abs(normal(rng));
+            m = {internal::FloatToFp16(lo), internal::FloatToFp16(hi)};
+          }
+          metas[1].max_fp16 = metas[1].min_fp16;  // a constant channel
+          std::vector<float> out(static_cast<std::size_t>(n_rows) + 1, 42.0f);
+          internal::DotChannelRows(r.q.data(), metas.data(), r.packed.data(), r.row_bytes, n_rows, bits, n, out.data());
+          EXPECT_EQ(out[std::size_t(n_rows)], 42.0f) << "wrote past n_rows";
+          for (int row = 0; row < n_rows; ++row) {
+            const std::uint8_t* codes = r.packed.data() + std::size_t(row) * r.row_bytes;
+            const float ref = internal::DotChannelRowRef(r.q.data(), metas.data(), codes, bits, n);
+            float abs_sum = 0.0f;
+            for (int i = 0; i < n; ++i) {
+              const AffineMeta m = AffineFromMeta(metas[std::size_t(i)], bits);
+              const float c = bits == 0 ? 0.0f : float(internal::ReadCode(codes, bits, std::size_t(i)));
+              abs_sum += std::abs(r.q[std::size_t(i)]) * (std::abs(m.offset) + m.scale * c);
+            }
+            ASSERT_NEAR(out[std::size_t(row)], ref, kRelTol * abs_sum)
+                << "bits " << bits << " n " << n << " rows " << n_rows << " row " << row;
+          }
+        }
+      }
+    }
+  });
+}
+
+// The SIMD conversion of a run of metas equals AffineFromMeta exactly on every target (lengths
+// around the vector sizes, zero ranges, every width).
+TEST(PackedDotTest, AffineFromMetasEqualsAffineFromMetaOnEveryTarget) {
+  ForEachTarget([] {
+    std::mt19937 rng(10);
+    std::normal_distribution<float> normal;
+    for (const std::size_t n : {std::size_t(1), std::size_t(7), std::size_t(8), std::size_t(17), std::size_t(37)}) {
+      std::vector<GroupMeta> metas(n);
+      for (auto& m : metas) {
+        const float lo = normal(rng) * 10.0f, hi = lo + std::abs(normal(rng));
+        m = {internal::FloatToFp16(lo), internal::FloatToFp16(hi)};
+      }
+      metas[0].max_fp16 = metas[0].min_fp16;
+      for (const int bits : {0, 1, 3, 8, kPassThroughBits}) {
+        std::vector<AffineMeta> fast(n);
+        AffineFromMetas(metas.data(), n, bits, fast.data());
+        for (std::size_t i = 0; i < n; ++i) {
+          const AffineMeta ref = AffineFromMeta(metas[i], bits);
+          ASSERT_EQ(fast[i].offset, ref.offset) << bits << " " << i;
+          ASSERT_EQ(fast[i].scale, ref.scale) << bits << " " << i;
+        }
+      }
+    }
+  });
 }
 
 // Rows of mixed widths (a QAQ cache's tokens) against the per-row references.
