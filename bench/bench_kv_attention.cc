@@ -30,6 +30,7 @@
 #include "kernels/matvec.h"
 #include "kernels/tensor_rows.h"
 #include "kv/quantized_cache.h"
+#include "model/parallel.h"
 #include "qaq/kv_cache.h"
 #include "qaq/kv_config.h"
 
@@ -149,11 +150,14 @@ void MeanBits(const KvCache& cache, benchmark::State& state) {
   state.counters["vbits"] = bits[1] / values[1];
 }
 
-// The filled cache of the last case, kept while Google Benchmark calls the same case again (it
-// does so to size the iteration count): filling a 32K-token cache takes seconds.
-KvCache* FilledCache(const std::string& spec, const KvCacheShape& shape, int n_tokens) {
-  static std::string key;
-  static std::unique_ptr<KvCache> cache;
+// The filled cache of the last case in each of two slots, kept while Google Benchmark calls the
+// same case again (it does so to size the iteration count): filling a 32K-token cache takes
+// seconds. Slot 1 holds the fp16 cache of the paired cases.
+KvCache* FilledCache(const std::string& spec, const KvCacheShape& shape, int n_tokens, int slot = 0) {
+  static std::string keys[2];
+  static std::unique_ptr<KvCache> caches[2];
+  std::string& key = keys[slot];
+  std::unique_ptr<KvCache>& cache = caches[slot];
   const std::string want = fmt::format("{}|{}|{}|{}|{}", spec, shape.n_layers, shape.n_kv_heads, shape.head_dim, n_tokens);
   if (key == want && cache) return cache.get();
   cache.reset();
@@ -166,6 +170,27 @@ KvCache* FilledCache(const std::string& spec, const KvCacheShape& shape, int n_t
   return cache.get();
 }
 
+// One decode attention over every KV head: Scores, then WeightedSum (or only one of them, with
+// QAQ_BENCH_PART=scores or values, to see where the time goes). With several threads each takes
+// a contiguous share of the heads, as the engine does.
+void AttendAllHeads(KvCache& cache, int n_heads, const std::vector<float>& q, const std::vector<float>& probs,
+                    int n_threads = 1) {
+  static const std::string part = std::getenv("QAQ_BENCH_PART") != nullptr ? std::getenv("QAQ_BENCH_PART") : "";
+  internal::RunOnThreads(n_threads, [&](int thread, int running) {
+    thread_local std::vector<float> scores, out;
+    scores.resize(probs.size());
+    out.resize(q.size());
+    const auto [first, last] = internal::ShareOf(n_heads, thread, running);
+    for (int h = int(first); h < int(last); ++h) {
+      if (part != "values") cache.Scores(0, h, q, scores);
+      std::fill(out.begin(), out.end(), 0.0f);
+      if (part != "scores") cache.WeightedSum(0, h, probs, out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  });
+  benchmark::ClobberMemory();
+}
+
 // Args: tokens, head_dim, KV heads.
 void BM_Attention(benchmark::State& state, std::string spec) {
   const int n_tokens = int(state.range(0)), head_dim = int(state.range(1)), n_heads = int(state.range(2));
@@ -175,26 +200,60 @@ void BM_Attention(benchmark::State& state, std::string spec) {
     return;
   }
   std::mt19937 rng(2);
-  std::vector<float> q(static_cast<std::size_t>(head_dim)), scores(static_cast<std::size_t>(n_tokens)), out(static_cast<std::size_t>(head_dim)), probs;
+  std::vector<float> q(static_cast<std::size_t>(head_dim)), probs;
   std::normal_distribution<float> normal(0.0f, 0.1f);
   for (float& x : q) x = normal(rng);
   AttentionRow(rng, n_tokens, probs);
-  // QAQ_BENCH_PART=scores or values times one half of attention (to see where time goes).
-  const char* part_env = std::getenv("QAQ_BENCH_PART");
-  const std::string part = part_env != nullptr ? part_env : "";
-  for (auto _ : state) {
-    for (int h = 0; h < n_heads; ++h) {
-      if (part != "values") cache->Scores(0, h, q, scores);
-      std::fill(out.begin(), out.end(), 0.0f);
-      if (part != "scores") cache->WeightedSum(0, h, probs, out);
-      benchmark::DoNotOptimize(out.data());
-    }
-    benchmark::ClobberMemory();
-  }
+  for (auto _ : state) AttendAllHeads(*cache, n_heads, q, probs);
   const KvMemory m = cache->Memory();
   state.counters["B/tok"] = double(m.cache_bytes()) / double(n_tokens) / n_heads;
   state.counters["ratio"] = m.compression_ratio();
   state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(m.cache_bytes()));
+  MeanBits(*cache, state);
+}
+
+// The cache against an fp16 cache of the same tokens, timed alternately in the same iterations:
+// on a shared machine whose memory bandwidth drifts, the ratio of two separate runs varies by
+// tens of percent, the ratio measured side by side much less. Counters: "ms" and "fp16_ms" (mean
+// per attention over every head), "speedup" = fp16_ms / ms. Args as BM_Attention, then threads
+// (the heads split between them: with every core streaming its share, fp16 attention meets the
+// memory bandwidth limit that packed codes relieve).
+void BM_AttentionVsFp16(benchmark::State& state, std::string spec) {
+  const int n_tokens = int(state.range(0)), head_dim = int(state.range(1)), n_heads = int(state.range(2));
+  const int n_threads = int(state.range(3));
+  const KvCacheShape shape = Shape(1, n_heads, head_dim, n_tokens);
+  KvCache* fp16 = FilledCache("fp16", shape, n_tokens, 1);
+  KvCache* cache = FilledCache(spec, shape, n_tokens, 0);
+  if (cache == nullptr || fp16 == nullptr) {
+    state.SkipWithError("cannot make the caches");
+    return;
+  }
+  std::mt19937 rng(2);
+  std::vector<float> q(static_cast<std::size_t>(head_dim)), probs;
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  for (float& x : q) x = normal(rng);
+  AttentionRow(rng, n_tokens, probs);
+  // A few untimed passes first: the first touches of a freshly filled multi-GiB cache are slow on
+  // virtual machines (page tables), which would otherwise land in the first case's numbers.
+  for (int i = 0; i < 3; ++i) {
+    AttendAllHeads(*fp16, n_heads, q, probs, n_threads);
+    AttendAllHeads(*cache, n_heads, q, probs, n_threads);
+  }
+  double cache_s = 0, fp16_s = 0;
+  auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    AttendAllHeads(*fp16, n_heads, q, probs, n_threads);
+    const auto t1 = std::chrono::steady_clock::now();
+    AttendAllHeads(*cache, n_heads, q, probs, n_threads);
+    const auto t2 = std::chrono::steady_clock::now();
+    fp16_s += seconds(t0, t1), cache_s += seconds(t1, t2);
+  }
+  const double n = double(state.iterations());
+  state.counters["ms"] = 1e3 * cache_s / n;
+  state.counters["fp16_ms"] = 1e3 * fp16_s / n;
+  state.counters["speedup"] = fp16_s / cache_s;
+  state.counters["ratio"] = cache->Memory().compression_ratio();
   MeanBits(*cache, state);
 }
 
@@ -356,6 +415,14 @@ const bool kRegistered = [] {
       }
     }
     b->ArgNames({"T", "D", "H"})->Unit(benchmark::kMicrosecond);
+  }
+  for (const std::string& spec : Specs()) {
+    if (spec == "fp16") continue;
+    auto* b = benchmark::RegisterBenchmark(("AttentionVsFp16/" + Label(spec)).c_str(), BM_AttentionVsFp16, spec);
+    for (const int head_dim : {64, 128}) {
+      for (const int threads : {1, 2}) b->Args({32768, head_dim, 32, threads});
+    }
+    b->ArgNames({"T", "D", "H", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   for (const std::string& spec : {std::string(kQaqTokenKeys), std::string(kQaqChannelKeys),
                                  std::string("qaq,granularity=head")}) {

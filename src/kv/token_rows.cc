@@ -86,9 +86,17 @@ void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_
   const std::uint32_t lo = std::uint32_t(plane * head_dim), span = std::uint32_t(head_dim);
   const bool one_plane = n_planes == 1;
   arena.outlier_indices().Visit([&](const auto* index) {
+    if (one_plane && k == 2) {
+      // The usual case (alpha = 1% of 128 values: one outlier per side), without a loop per row.
+      for (std::size_t r = 0; r < n_rows; ++r) {
+        const float wr = w[r], offset = affine[r].offset;
+        out[index[2 * r]] += wr * (values[2 * r] - offset);
+        out[index[2 * r + 1]] += wr * (values[2 * r + 1] - offset);
+      }
+      return;
+    }
     for (std::size_t r = 0; r < n_rows; ++r) {
       const float wr = w[r];
-      if (wr == 0.0f) continue;
       const auto* ir = index + r * k;
       const float* vr = values + r * k;
       const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);

@@ -896,13 +896,17 @@ HWY_INLINE void LoadAffine(const GroupMeta* metas, VF step, VF& offset, VF& scal
 void AffineFromMetasImpl(const GroupMeta* metas, std::size_t n, int bits, AffineMeta* out) {
   std::size_t i = 0;
 #if HWY_TARGET != HWY_SCALAR
-  const DF df;
+  // In the interleaved layout: v = [min_i, max_i, ...], t = (v - swapped pairs) 2^-B =
+  // [-scale_i, scale_i, ...]; even lanes become min - t / 2 = min + scale / 2 (exact steps).
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> df16;
   static_assert(sizeof(AffineMeta) == 2 * sizeof(float));
-  const VF step = hn::Set(df, std::ldexp(1.0f, -bits));
-  for (; i + hn::Lanes(df) <= n; i += hn::Lanes(df)) {
-    VF offset, scale;
-    LoadAffine(metas + i, step, offset, scale);
-    hn::StoreInterleaved2(offset, scale, df, reinterpret_cast<float*>(out + i));
+  const std::size_t pairs = hn::Lanes(df) / 2;
+  const auto step = hn::Set(df, std::ldexp(1.0f, -bits)), half = hn::Set(df, 0.5f);
+  for (; i + pairs <= n; i += pairs) {
+    const auto v = hn::PromoteTo(df, hn::LoadU(df16, reinterpret_cast<const hwy::float16_t*>(metas + i)));
+    const auto t = hn::Mul(hn::Sub(v, hn::Shuffle2301(v)), step);
+    hn::StoreU(hn::OddEven(t, hn::NegMulAdd(half, t, v)), df, reinterpret_cast<float*>(out + i));
   }
 #endif
   for (; i < n; ++i) out[i] = AffineFromMeta(metas[i], bits);

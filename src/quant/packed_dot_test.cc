@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -348,8 +349,8 @@ TEST(PackedDotTest, AffineFromMetasEqualsAffineFromMetaOnEveryTarget) {
         AffineFromMetas(metas.data(), n, bits, fast.data());
         for (std::size_t i = 0; i < n; ++i) {
           const AffineMeta ref = AffineFromMeta(metas[i], bits);
-          ASSERT_EQ(fast[i].offset, ref.offset) << bits << " " << i;
-          ASSERT_EQ(fast[i].scale, ref.scale) << bits << " " << i;
+          // Bit for bit (a -0 scale would compare equal to +0).
+          ASSERT_EQ(std::memcmp(&fast[i], &ref, sizeof(AffineMeta)), 0) << bits << " " << i;
         }
       }
     }
