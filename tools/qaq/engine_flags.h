@@ -9,9 +9,11 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "kv/kv_registry.h"
 #include "qaq/engine.h"
+#include "qaq/kv_config.h"
 #include "qaq/model.h"
 
 namespace qaq::tool {
@@ -50,8 +52,12 @@ struct EngineFlags {
     sub.add_option("--kv-bits", kv_bits, "qaq: the same as --kv-ratio 16/B (bits per cached value, all included)")
         ->group(cache);
     const std::string qaq = "QAQ cache (--kv qaq)";
-    sub.add_option("--qaq-key-error", qaq_key_error, "sigma_max^S, the key target (default 0.02)")->group(qaq);
-    sub.add_option("--qaq-value-error", qaq_value_error, "sigma_max^X, the value target (default 0.2)")->group(qaq);
+    sub.add_option("--qaq-key-error", qaq_key_error,
+                   fmt::format("sigma_max^S, the key target (default {})", kDefaultQaqKeyError))
+        ->group(qaq);
+    sub.add_option("--qaq-value-error", qaq_value_error,
+                   fmt::format("sigma_max^X, the value target (default {})", kDefaultQaqValueError))
+        ->group(qaq);
     sub.add_option("--qaq-window", qaq_window, "Attention window n (default 5)")->group(qaq);
     sub.add_option("--qaq-outliers", qaq_outliers, "Outlier ratio alpha (default 0.01; also for uniform, kivi)")
         ->group(qaq);
