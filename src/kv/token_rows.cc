@@ -43,6 +43,10 @@ float Sum(const float* x, int n) {
   return s;
 }
 
+// Up to this many outliers per group, a plane's own are found by testing each (cheaper than two
+// binary searches); with more, by binary search in the sorted run.
+constexpr std::size_t kLinearOutlierScan = 16;
+
 // The run [begin, end) of a slot's k outliers (sorted by position) that lies in [lo, lo + span).
 template <typename T>
 std::pair<std::size_t, std::size_t> PlaneRun(const T* index, std::size_t k, std::uint32_t lo, std::uint32_t span) {
@@ -68,9 +72,16 @@ void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_d
     for (std::size_t r = 0; r < n_rows; ++r) {
       const auto* ir = index + (first + r) * k;
       const float* vr = values + (first + r) * k;
-      const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
       float result = results[r];
-      for (std::size_t j = begin; j < end; ++j) result += q[ir[j] - lo] * (vr[j] - affine[r].offset);
+      if (one_plane || k > kLinearOutlierScan) {
+        const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
+        for (std::size_t j = begin; j < end; ++j) result += q[ir[j] - lo] * (vr[j] - affine[r].offset);
+      } else {
+        for (std::size_t j = 0; j < k; ++j) {
+          const std::uint32_t d = std::uint32_t(ir[j]) - lo;  // wraps for positions below the plane
+          if (d < span) result += q[d] * (vr[j] - affine[r].offset);
+        }
+      }
       results[r] = result;
     }
   });
@@ -99,8 +110,15 @@ void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_
       const float wr = w[r];
       const auto* ir = index + r * k;
       const float* vr = values + r * k;
-      const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
-      for (std::size_t j = begin; j < end; ++j) out[ir[j] - lo] += wr * (vr[j] - affine[r].offset);
+      if (one_plane || k > kLinearOutlierScan) {
+        const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
+        for (std::size_t j = begin; j < end; ++j) out[ir[j] - lo] += wr * (vr[j] - affine[r].offset);
+      } else {
+        for (std::size_t j = 0; j < k; ++j) {
+          const std::uint32_t d = std::uint32_t(ir[j]) - lo;
+          if (d < span) out[d] += wr * (vr[j] - affine[r].offset);
+        }
+      }
     }
   });
 }
