@@ -3,14 +3,16 @@
 // EndStep: new widths for every group, re-quantizations).
 //
 //   cmake -S . -B build -DQAQ_BUILD_BENCHMARKS=ON && cmake --build build -j2
-//   ./build/bin/qaq_bench_kv_attention --benchmark_filter='Attention/.*/32768/128/32'
+//   ./build/bin/qaq_bench_kv_attention --benchmark_filter='Attention/.*/T:32768/D:128/H:32'
 //
 // Attention cases: T = 1K, 8K, 32K tokens, head_dim 64 and 128, 32 KV heads (at 32K x 128 the
 // fp16 cache is 512 MiB: far beyond the last-level cache, the memory-bound regime of a 7B model)
 // and 1 KV head (cache-resident). Caches: fp32, fp16, uniform:4, uniform:2 and three QAQ caches
-// whose widths average 3-4 bits (per-token keys; per-channel keys after RoPE; per-channel keys
-// before RoPE, qaq's default).
+// whose widths average 3-4 bits (per-token keys; per-channel keys after RoPE, qaq's default;
+// per-channel keys before RoPE).
 // Counters: bytes of the cache per token and head ("B/tok"), mean code bits of keys and values.
+// AttentionVsFp16 cases time each cache and an fp16 cache of the same tokens alternately in the
+// same iterations, on 1 and 2 threads (see BM_AttentionVsFp16).
 //
 // Update cases: the QAQ cache's per-step work at T = 4K over 8 layers of 32 KV heads x 128, next
 // to two yardsticks on the same cache: its decode attention, and a whole 7B-shaped decode step

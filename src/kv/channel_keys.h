@@ -6,7 +6,8 @@
 // Per (layer, KV head): complete blocks of codes, stored as G rows of head_dim codes so that a
 // score is one packed dot product per token:
 //   q . k_t = sum_d q_d (offset_d + scale_d c_td) = (q . offset) + (q * scale) . c_t,
-// i.e. DotPackedRows with the query scaled per channel and the constant q . offset; then a tail
+// one DotChannelRows call per block (quant/channel_dot.h: the query scaled per channel and the
+// constant q . offset, formed from the block's metadata); then a tail
 // of the tokens not yet in a complete block, in fp16 (rotated, blocked layout for the fp16
 // kernel) and counted in the size. With `prerope` the blocks hold keys before RoPE and the query
 // is rotated back per token. No outliers: on per-channel keys they did not pay for themselves.
