@@ -193,6 +193,15 @@ void AttendAllHeads(KvCache& cache, int n_heads, const std::vector<float>& q, co
   benchmark::ClobberMemory();
 }
 
+// The query of a decode step and its softmax-like attention row over n_tokens.
+void DecodeQuery(int head_dim, int n_tokens, std::vector<float>& q, std::vector<float>& probs) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  q.resize(static_cast<std::size_t>(head_dim));
+  for (float& x : q) x = normal(rng);
+  AttentionRow(rng, n_tokens, probs);
+}
+
 // Args: tokens, head_dim, KV heads.
 void BM_Attention(benchmark::State& state, std::string spec) {
   const int n_tokens = int(state.range(0)), head_dim = int(state.range(1)), n_heads = int(state.range(2));
@@ -201,11 +210,8 @@ void BM_Attention(benchmark::State& state, std::string spec) {
     state.SkipWithError("cannot make the cache");
     return;
   }
-  std::mt19937 rng(2);
-  std::vector<float> q(static_cast<std::size_t>(head_dim)), probs;
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  for (float& x : q) x = normal(rng);
-  AttentionRow(rng, n_tokens, probs);
+  std::vector<float> q, probs;
+  DecodeQuery(head_dim, n_tokens, q, probs);
   for (auto _ : state) AttendAllHeads(*cache, n_heads, q, probs);
   const KvMemory m = cache->Memory();
   state.counters["B/tok"] = double(m.cache_bytes()) / double(n_tokens) / n_heads;
@@ -230,11 +236,8 @@ void BM_AttentionVsFp16(benchmark::State& state, std::string spec) {
     state.SkipWithError("cannot make the caches");
     return;
   }
-  std::mt19937 rng(2);
-  std::vector<float> q(static_cast<std::size_t>(head_dim)), probs;
-  std::normal_distribution<float> normal(0.0f, 0.1f);
-  for (float& x : q) x = normal(rng);
-  AttentionRow(rng, n_tokens, probs);
+  std::vector<float> q, probs;
+  DecodeQuery(head_dim, n_tokens, q, probs);
   // A few untimed passes first: the first touches of a freshly filled multi-GiB cache are slow on
   // virtual machines (page tables), which would otherwise land in the first case's numbers.
   for (int i = 0; i < 3; ++i) {

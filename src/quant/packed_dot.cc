@@ -21,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #undef HWY_TARGET_INCLUDE
@@ -980,61 +981,46 @@ void DotChannelRowsT(const float* q, const GroupMeta* metas, const std::uint8_t*
   }
 }
 
+// Calls fn(std::integral_constant<int, B>()) for bits = B in 0..8: the one switch from a run-time
+// width to the kernels' compile-time one. False for any other width.
+template <typename Fn>
+HWY_INLINE bool WithCodeBits(int bits, const Fn& fn) {
+  switch (bits) {
+    case 0: fn(std::integral_constant<int, 0>()); return true;
+    case 1: fn(std::integral_constant<int, 1>()); return true;
+    case 2: fn(std::integral_constant<int, 2>()); return true;
+    case 3: fn(std::integral_constant<int, 3>()); return true;
+    case 4: fn(std::integral_constant<int, 4>()); return true;
+    case 5: fn(std::integral_constant<int, 5>()); return true;
+    case 6: fn(std::integral_constant<int, 6>()); return true;
+    case 7: fn(std::integral_constant<int, 7>()); return true;
+    case 8: fn(std::integral_constant<int, 8>()); return true;
+    default: return false;
+  }
+}
+
 void DotChannelRowsImpl(const float* q, const GroupMeta* metas, const std::uint8_t* codes, std::size_t row_bytes,
                         int n_rows, int bits, int n, float* out) {
-  switch (bits) {
-    case 0: return DotChannelRowsT<0>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 1: return DotChannelRowsT<1>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 2: return DotChannelRowsT<2>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 3: return DotChannelRowsT<3>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 4: return DotChannelRowsT<4>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 5: return DotChannelRowsT<5>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 6: return DotChannelRowsT<6>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 7: return DotChannelRowsT<7>(q, metas, codes, row_bytes, n_rows, n, out);
-    case 8: return DotChannelRowsT<8>(q, metas, codes, row_bytes, n_rows, n, out);
-    default: break;
-  }
+  WithCodeBits(bits, [&](auto b) { DotChannelRowsT<b()>(q, metas, codes, row_bytes, n_rows, n, out); });
 }
 
 void DotPackedRowsImpl(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
                        const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
-  switch (bits) {
-    case 0: return DotRowsT<0>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 1: return DotRowsT<1>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 2: return DotRowsT<2>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 3: return DotRowsT<3>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 4: return DotRowsT<4>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 5: return DotRowsT<5>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 6: return DotRowsT<6>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 7: return DotRowsT<7>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case 8: return DotRowsT<8>(q, q_sum, codes, row_bytes, metas, n_rows, n, out);
-    case kPassThroughBits:
-      for (int r = 0; r < n_rows; ++r) {
-        const auto* row = reinterpret_cast<const std::uint16_t*>(codes + static_cast<std::size_t>(r) * row_bytes);
-        out[r] = DotF16Impl(q, row, n);
-      }
-      return;
+  if (WithCodeBits(bits, [&](auto b) { DotRowsT<b()>(q, q_sum, codes, row_bytes, metas, n_rows, n, out); })) return;
+  if (bits != kPassThroughBits) return;
+  for (int r = 0; r < n_rows; ++r) {
+    const auto* row = reinterpret_cast<const std::uint16_t*>(codes + static_cast<std::size_t>(r) * row_bytes);
+    out[r] = DotF16Impl(q, row, n);
   }
 }
 
 void AxpyPackedRowsImpl(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                         const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
-  switch (bits) {
-    case 0: return AxpyRowsT<0>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 1: return AxpyRowsT<1>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 2: return AxpyRowsT<2>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 3: return AxpyRowsT<3>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 4: return AxpyRowsT<4>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 5: return AxpyRowsT<5>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 6: return AxpyRowsT<6>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 7: return AxpyRowsT<7>(w, codes, row_bytes, metas, n_rows, n, out);
-    case 8: return AxpyRowsT<8>(w, codes, row_bytes, metas, n_rows, n, out);
-    case kPassThroughBits:
-      for (int r = 0; r < n_rows; ++r) {
-        const auto* row = reinterpret_cast<const std::uint16_t*>(codes + static_cast<std::size_t>(r) * row_bytes);
-        AxpyF16(w[r], row, n, out);
-      }
-      return;
+  if (WithCodeBits(bits, [&](auto b) { AxpyRowsT<b()>(w, codes, row_bytes, metas, n_rows, n, out); })) return;
+  if (bits != kPassThroughBits) return;
+  for (int r = 0; r < n_rows; ++r) {
+    const auto* row = reinterpret_cast<const std::uint16_t*>(codes + static_cast<std::size_t>(r) * row_bytes);
+    AxpyF16(w[r], row, n, out);
   }
 }
 
@@ -1049,17 +1035,11 @@ bool DotRotatedRowsImpl(const RotatedRowsQuery& rq, const std::uint8_t* codes, s
     return false;
   } else {
     if (n_rows <= 0 || n % kPlanLanes != 0) return false;
-    switch (bits) {
-    case 1: return DotRotatedRowsPlanned<1>(rq, codes, row_bytes, n_rows, n, out);
-    case 2: return DotRotatedRowsPlanned<2>(rq, codes, row_bytes, n_rows, n, out);
-    case 3: return DotRotatedRowsPlanned<3>(rq, codes, row_bytes, n_rows, n, out);
-    case 4: return DotRotatedRowsPlanned<4>(rq, codes, row_bytes, n_rows, n, out);
-    case 5: return DotRotatedRowsPlanned<5>(rq, codes, row_bytes, n_rows, n, out);
-    case 6: return DotRotatedRowsPlanned<6>(rq, codes, row_bytes, n_rows, n, out);
-    case 7: return DotRotatedRowsPlanned<7>(rq, codes, row_bytes, n_rows, n, out);
-    case 8: return DotRotatedRowsPlanned<8>(rq, codes, row_bytes, n_rows, n, out);
-    default: return false;
-    }
+    bool done = false;
+    WithCodeBits(bits, [&](auto b) {
+      if constexpr (b() > 0) done = DotRotatedRowsPlanned<b()>(rq, codes, row_bytes, n_rows, n, out);
+    });
+    return done;
   }
 #endif
 }
