@@ -451,12 +451,31 @@ HWY_INLINE const WideShifts& GetWideShifts(const LanePlan& plan) {
   return *slot;
 }
 
+// sums[2k] and sums[2k + 1] = the lanes 0..7 and 8..15 of a_k summed (rows 2k and 2k + 1), in
+// one transposing tree instead of eight separate lane sums: within each 128-bit block,
+// interleave and add pairs of vectors, then pairs of pairs (64-bit lanes), so that block j holds
+// block j's sum of each a_k; blocks 0 + 1 then give the even rows, blocks 2 + 3 the odd ones.
+HWY_INLINE void SumRowPairs(VW a0, VW a1, VW a2, VW a3, float* sums) {
+  const DW dw;
+  const hn::Repartition<double, DW> dd;
+  const hn::Half<DW> dh;
+  const hn::Half<decltype(dh)> dq;
+  const VW u01 = hn::Add(hn::InterleaveLower(dw, a0, a1), hn::InterleaveUpper(dw, a0, a1));
+  const VW u23 = hn::Add(hn::InterleaveLower(dw, a2, a3), hn::InterleaveUpper(dw, a2, a3));
+  const auto d01 = hn::BitCast(dd, u01), d23 = hn::BitCast(dd, u23);
+  const VW v = hn::Add(hn::BitCast(dw, hn::InterleaveLower(dd, d01, d23)), hn::BitCast(dw, hn::InterleaveUpper(dd, d01, d23)));
+  const auto lo = hn::LowerHalf(dh, v), hi = hn::UpperHalf(dh, v);
+  const auto even = hn::Add(hn::LowerHalf(dq, lo), hn::UpperHalf(dq, lo));  // rows 0, 2, 4, 6
+  const auto odd = hn::Add(hn::LowerHalf(dq, hi), hn::UpperHalf(dq, hi));   // rows 1, 3, 5, 7
+  hn::StoreU(hn::InterleaveLower(dq, even, odd), dq, sums);
+  hn::StoreU(hn::InterleaveUpper(dq, even, odd), dq, sums + 4);
+}
+
 template <int B>
 HWY_INLINE void DotEightRows(const LanePlan& plan, const WideShifts& shifts, const float* HWY_RESTRICT q_wide,
                              const std::uint8_t* const* rows, float* sums) {
   const DW dw;
   const hn::RebindToUnsigned<DW> du;
-  const hn::Half<DW> dh;
   VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
   int s = 0;
   for (int w = 0; w < plan.n_windows; ++w) {
@@ -472,11 +491,7 @@ HWY_INLINE void DotEightRows(const LanePlan& plan, const WideShifts& shifts, con
       a3 = hn::MulAdd(qv, WideCodes<B>(v3, sh), a3);
     }
   }
-  const VW acc[4] = {a0, a1, a2, a3};
-  for (int k = 0; k < 4; ++k) {
-    sums[2 * k] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k])));
-    sums[2 * k + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k])));
-  }
+  SumRowPairs(a0, a1, a2, a3, sums);
 }
 
 // acc ([step][16]: even rows in lanes 0..7, odd rows in 8..15) += sum_j b[j] * codes of rows[j].
@@ -739,7 +754,6 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
   {
     const DW dw;
     const hn::RebindToUnsigned<DW> du;
-    const hn::Half<DW> dh;
     alignas(64) float a_wide[kPlanMaxSteps * 2 * kPlanLanes];
     alignas(64) float b_wide[kPlanMaxSteps * 2 * kPlanLanes];
     alignas(64) float scale_wide[kPlanMaxSteps * 2 * kPlanLanes];
@@ -778,12 +792,9 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
           a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), hn::MulAdd(sc, WideCodes<B>(v3, sh), of), a3);
         }
       }
-      const VW acc[4] = {a0, a1, a2, a3};
-      for (int k = 0; k < 4; ++k) {
-        const int j = 2 * k;
-        if (r + j < n_rows) out[r + j] = hn::GetLane(hn::SumOfLanes(dh, hn::LowerHalf(dh, acc[k])));
-        if (r + j + 1 < n_rows) out[r + j + 1] = hn::GetLane(hn::SumOfLanes(dh, hn::UpperHalf(dh, acc[k])));
-      }
+      float sums[8];
+      SumRowPairs(a0, a1, a2, a3, sums);
+      for (int j = 0; j < 8 && r + j < n_rows; ++j) out[r + j] = sums[j];
     });
     return true;
   }
