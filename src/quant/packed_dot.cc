@@ -3,8 +3,8 @@
 // is picked at run time. Tested against the scalar references in packed_dot_ref.cc on every
 // target (packed_dot_test.cc).
 //
-// Runs of rows (DotPackedRows / AxpyPackedRows, and the pre-RoPE kernel of rotated_dot.h) on
-// 8-lane targets and up read codes through a LanePlan (lane_plan.h): 32-byte windows of a row,
+// Runs of rows (DotPackedRows / AxpyPackedRows, and the channel-key kernels of channel_dot.h and
+// rotated_dot.h) on 8-lane targets and up read codes through a LanePlan (lane_plan.h): 32-byte windows of a row,
 // a per-lane variable shift and a mask per 8 codes, with the query permuted once per call (a
 // weighted sum accumulates in plan order and is permuted back once). Four rows per iteration
 // (eight, two per 512-bit vector, on AVX-512 targets).
