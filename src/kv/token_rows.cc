@@ -55,12 +55,29 @@ std::pair<std::size_t, std::size_t> PlaneRun(const T* index, std::size_t k, std:
   return {std::size_t(begin - index), std::size_t(end - index)};
 }
 
+// Calls fn(d, j) for each outlier j of a row (positions ir[0..k), sorted) that lies in the plane
+// [lo, lo + span), d its position inside the plane. One plane holds every outlier; with several,
+// a plane's own are found by testing each (up to kLinearOutlierScan) or by binary search.
+template <typename T, typename Fn>
+inline void ForPlaneOutliers(const T* ir, std::size_t k, bool one_plane, std::uint32_t lo, std::uint32_t span,
+                             const Fn& fn) {
+  if (one_plane) {
+    for (std::size_t j = 0; j < k; ++j) fn(std::uint32_t(ir[j]) - lo, j);
+  } else if (k <= kLinearOutlierScan) {
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::uint32_t d = std::uint32_t(ir[j]) - lo;  // wraps for positions below the plane
+      if (d < span) fn(d, j);
+    }
+  } else {
+    const auto [begin, end] = PlaneRun(ir, k, lo, span);
+    for (std::size_t j = begin; j < end; ++j) fn(std::uint32_t(ir[j]) - lo, j);
+  }
+}
+
 // OutlierDot's correction for rows [first, first + n_rows): an outlier's position holds code 0,
 // reconstructed as the offset, so the exact value adds q_i (value - offset); only the outliers
-// of `plane` count. The outlier table is read through raw pointers (no width test per entry).
-// One plane holds every outlier; with several, each row's outliers of `plane` are found by
-// binary search in its sorted run instead of testing all of them. affine and results are
-// indexed from `first`.
+// of `plane` count (ForPlaneOutliers). The outlier table is read through raw pointers (no width
+// test per entry). affine and results are indexed from `first`.
 void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_dim, std::size_t first,
                     std::size_t n_rows, const float* q, const AffineMeta* affine, float* results) {
   const auto k = std::size_t(arena.outliers_per_group());
@@ -72,16 +89,9 @@ void AddOutlierDots(const WidthArena& arena, int n_planes, int plane, int head_d
     for (std::size_t r = 0; r < n_rows; ++r) {
       const auto* ir = index + (first + r) * k;
       const float* vr = values + (first + r) * k;
+      const float offset = affine[r].offset;
       float result = results[r];
-      if (one_plane || k > kLinearOutlierScan) {
-        const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
-        for (std::size_t j = begin; j < end; ++j) result += q[ir[j] - lo] * (vr[j] - affine[r].offset);
-      } else {
-        for (std::size_t j = 0; j < k; ++j) {
-          const std::uint32_t d = std::uint32_t(ir[j]) - lo;  // wraps for positions below the plane
-          if (d < span) result += q[d] * (vr[j] - affine[r].offset);
-        }
-      }
+      ForPlaneOutliers(ir, k, one_plane, lo, span, [&](std::uint32_t d, std::size_t j) { result += q[d] * (vr[j] - offset); });
       results[r] = result;
     }
   });
@@ -110,15 +120,8 @@ void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_
       const float wr = w[r];
       const auto* ir = index + r * k;
       const float* vr = values + r * k;
-      if (one_plane || k > kLinearOutlierScan) {
-        const auto [begin, end] = one_plane ? std::pair<std::size_t, std::size_t>{0, k} : PlaneRun(ir, k, lo, span);
-        for (std::size_t j = begin; j < end; ++j) out[ir[j] - lo] += wr * (vr[j] - affine[r].offset);
-      } else {
-        for (std::size_t j = 0; j < k; ++j) {
-          const std::uint32_t d = std::uint32_t(ir[j]) - lo;
-          if (d < span) out[d] += wr * (vr[j] - affine[r].offset);
-        }
-      }
+      const float offset = affine[r].offset;
+      ForPlaneOutliers(ir, k, one_plane, lo, span, [&](std::uint32_t d, std::size_t j) { out[d] += wr * (vr[j] - offset); });
     }
   });
 }
