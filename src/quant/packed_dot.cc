@@ -451,6 +451,19 @@ HWY_INLINE const WideShifts& GetWideShifts(const LanePlan& plan) {
   return *slot;
 }
 
+// Walks the plan over eight rows, two per vector: for each window, the rows' windows are loaded
+// once, then step(s, v0, v1, v2, v3) runs for each of the window's steps s (v_k: rows 2k, 2k + 1).
+template <typename Step>
+HWY_INLINE void ForEachWideStep(const LanePlan& plan, const std::uint8_t* const* rows, const Step& step) {
+  int s = 0;
+  for (int w = 0; w < plan.n_windows; ++w) {
+    const int off = plan.window_offset[w];
+    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
+    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
+    for (const int end = s + plan.window_steps[w]; s < end; ++s) step(s, v0, v1, v2, v3);
+  }
+}
+
 // sums[2k] and sums[2k + 1] = the lanes 0..7 and 8..15 of a_k summed (rows 2k and 2k + 1), in
 // one transposing tree instead of eight separate lane sums: within each 128-bit block,
 // interleave and add pairs of vectors, then pairs of pairs (64-bit lanes), so that block j holds
@@ -477,20 +490,14 @@ HWY_INLINE void DotEightRows(const LanePlan& plan, const WideShifts& shifts, con
   const DW dw;
   const hn::RebindToUnsigned<DW> du;
   VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
-  int s = 0;
-  for (int w = 0; w < plan.n_windows; ++w) {
-    const int off = plan.window_offset[w];
-    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
-    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
-    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
-      const VWU sh = hn::Load(du, shifts.v[s]);
-      const VW qv = hn::Load(dw, q_wide + 2 * kPlanLanes * s);
-      a0 = hn::MulAdd(qv, WideCodes<B>(v0, sh), a0);
-      a1 = hn::MulAdd(qv, WideCodes<B>(v1, sh), a1);
-      a2 = hn::MulAdd(qv, WideCodes<B>(v2, sh), a2);
-      a3 = hn::MulAdd(qv, WideCodes<B>(v3, sh), a3);
-    }
-  }
+  ForEachWideStep(plan, rows, [&](int s, VWU v0, VWU v1, VWU v2, VWU v3) {
+    const VWU sh = hn::Load(du, shifts.v[s]);
+    const VW qv = hn::Load(dw, q_wide + 2 * kPlanLanes * s);
+    a0 = hn::MulAdd(qv, WideCodes<B>(v0, sh), a0);
+    a1 = hn::MulAdd(qv, WideCodes<B>(v1, sh), a1);
+    a2 = hn::MulAdd(qv, WideCodes<B>(v2, sh), a2);
+    a3 = hn::MulAdd(qv, WideCodes<B>(v3, sh), a3);
+  });
   SumRowPairs(a0, a1, a2, a3, sums);
 }
 
@@ -505,21 +512,15 @@ HWY_INLINE void AxpyEightRows(const LanePlan& plan, const WideShifts& shifts, co
   const VW b23 = hn::Combine(dw, hn::Set(dh, b[3]), hn::Set(dh, b[2]));
   const VW b45 = hn::Combine(dw, hn::Set(dh, b[5]), hn::Set(dh, b[4]));
   const VW b67 = hn::Combine(dw, hn::Set(dh, b[7]), hn::Set(dh, b[6]));
-  int s = 0;
-  for (int w = 0; w < plan.n_windows; ++w) {
-    const int off = plan.window_offset[w];
-    const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
-    const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
-    for (const int end = s + plan.window_steps[w]; s < end; ++s) {
-      const VWU sh = hn::Load(du, shifts.v[s]);
-      VW a = hn::Load(dw, acc + 2 * kPlanLanes * s);
-      a = hn::MulAdd(b01, WideCodes<B>(v0, sh), a);
-      a = hn::MulAdd(b23, WideCodes<B>(v1, sh), a);
-      a = hn::MulAdd(b45, WideCodes<B>(v2, sh), a);
-      a = hn::MulAdd(b67, WideCodes<B>(v3, sh), a);
-      hn::Store(a, dw, acc + 2 * kPlanLanes * s);
-    }
-  }
+  ForEachWideStep(plan, rows, [&](int s, VWU v0, VWU v1, VWU v2, VWU v3) {
+    const VWU sh = hn::Load(du, shifts.v[s]);
+    VW a = hn::Load(dw, acc + 2 * kPlanLanes * s);
+    a = hn::MulAdd(b01, WideCodes<B>(v0, sh), a);
+    a = hn::MulAdd(b23, WideCodes<B>(v1, sh), a);
+    a = hn::MulAdd(b45, WideCodes<B>(v2, sh), a);
+    a = hn::MulAdd(b67, WideCodes<B>(v3, sh), a);
+    hn::Store(a, dw, acc + 2 * kPlanLanes * s);
+  });
 }
 #endif  // 512-bit targets
 
@@ -776,22 +777,16 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
         cp[k] = rq.cos_plan + pair * pair_stride, sp[k] = rq.sin_plan + pair * pair_stride;
       }
       VW a0 = hn::Zero(dw), a1 = hn::Zero(dw), a2 = hn::Zero(dw), a3 = hn::Zero(dw);
-      int s = 0;
-      for (int w = 0; w < plan->n_windows; ++w) {
-        const int off = plan->window_offset[w];
-        const VWU v0 = WideWindow(rows[0] + off, rows[1] + off), v1 = WideWindow(rows[2] + off, rows[3] + off);
-        const VWU v2 = WideWindow(rows[4] + off, rows[5] + off), v3 = WideWindow(rows[6] + off, rows[7] + off);
-        for (const int end = s + plan->window_steps[w]; s < end; ++s) {
-          const VWU sh = hn::Load(du, shifts.v[s]);
-          const std::size_t k = static_cast<std::size_t>(2 * kPlanLanes * s);
-          const VW a = hn::Load(dw, a_wide + k), b = hn::Load(dw, b_wide + k);
-          const VW sc = hn::Load(dw, scale_wide + k), of = hn::Load(dw, offset_wide + k);
-          a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[0] + k), a, hn::Mul(hn::LoadU(dw, sp[0] + k), b)), hn::MulAdd(sc, WideCodes<B>(v0, sh), of), a0);
-          a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[1] + k), a, hn::Mul(hn::LoadU(dw, sp[1] + k), b)), hn::MulAdd(sc, WideCodes<B>(v1, sh), of), a1);
-          a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[2] + k), a, hn::Mul(hn::LoadU(dw, sp[2] + k), b)), hn::MulAdd(sc, WideCodes<B>(v2, sh), of), a2);
-          a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), hn::MulAdd(sc, WideCodes<B>(v3, sh), of), a3);
-        }
-      }
+      ForEachWideStep(*plan, rows, [&](int s, VWU v0, VWU v1, VWU v2, VWU v3) {
+        const VWU sh = hn::Load(du, shifts.v[s]);
+        const std::size_t k = static_cast<std::size_t>(2 * kPlanLanes * s);
+        const VW a = hn::Load(dw, a_wide + k), b = hn::Load(dw, b_wide + k);
+        const VW sc = hn::Load(dw, scale_wide + k), of = hn::Load(dw, offset_wide + k);
+        a0 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[0] + k), a, hn::Mul(hn::LoadU(dw, sp[0] + k), b)), hn::MulAdd(sc, WideCodes<B>(v0, sh), of), a0);
+        a1 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[1] + k), a, hn::Mul(hn::LoadU(dw, sp[1] + k), b)), hn::MulAdd(sc, WideCodes<B>(v1, sh), of), a1);
+        a2 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[2] + k), a, hn::Mul(hn::LoadU(dw, sp[2] + k), b)), hn::MulAdd(sc, WideCodes<B>(v2, sh), of), a2);
+        a3 = hn::MulAdd(hn::MulAdd(hn::LoadU(dw, cp[3] + k), a, hn::Mul(hn::LoadU(dw, sp[3] + k), b)), hn::MulAdd(sc, WideCodes<B>(v3, sh), of), a3);
+      });
       float sums[8];
       SumRowPairs(a0, a1, a2, a3, sums);
       for (int j = 0; j < 8 && r + j < n_rows; ++j) out[r + j] = sums[j];
