@@ -36,6 +36,7 @@
 #include "quant/fp16.h"
 #include "quant/lane_plan.h"
 #include "quant/rotated_dot.h"
+#include "quant/split_int8_rows.h"
 
 // Tables shared by every target (plain data, defined once).
 #ifndef QAQ_QUANT_PACKED_DOT_TABLES_
@@ -837,6 +838,12 @@ bool DotRotatedRowsPlanned(const RotatedRowsQuery& rq, const std::uint8_t* codes
 template <int B>
 void DotRowsT(const float* q, float q_sum, const std::uint8_t* codes, std::size_t row_bytes,
               const AffineMeta* metas, int n_rows, int n, float* out) {
+  if constexpr (B > 0) {
+    if (DotRowsSplitInt8(q, codes, row_bytes, n_rows, B, n, out)) {
+      for (int r = 0; r < n_rows; ++r) out[r] = metas[r].offset * q_sum + metas[r].scale * out[r];
+      return;
+    }
+  }
 #if HWY_TARGET != HWY_SCALAR
   if constexpr (B > 0) {
     if (DotRowsStacked<B>(q, q_sum, codes, row_bytes, metas, n_rows, n, out)) return;
@@ -857,8 +864,11 @@ void AxpyRowsT(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
                const AffineMeta* metas, int n_rows, int n, float* out) {
   // out += sum_r w_r (offset_r + scale_r c_r): the offsets add one constant to every element.
   bool planned = false;
+  if constexpr (B > 0) planned = AxpyRowsSplitInt8(w, codes, row_bytes, metas, n_rows, B, n, out);
 #if HWY_TARGET != HWY_SCALAR
-  if constexpr (B > 0) planned = AxpyRowsStacked<B>(w, codes, row_bytes, metas, n_rows, n, out);
+  if constexpr (B > 0) {
+    if (!planned) planned = AxpyRowsStacked<B>(w, codes, row_bytes, metas, n_rows, n, out);
+  }
   if constexpr (B > 0 && kPlanTarget) {
     if (!planned) planned = AxpyRowsPlanned<B>(w, codes, row_bytes, metas, n_rows, n, out);
   }
@@ -960,6 +970,10 @@ void DotChannelRowsT(const float* q, const GroupMeta* metas, const std::uint8_t*
   if constexpr (B == 0) {
     for (int r = 0; r < n_rows; ++r) out[r] = constant;
   } else {
+    if (DotRowsSplitInt8(scaled, codes, row_bytes, n_rows, B, n, out)) {
+      for (int r = 0; r < n_rows; ++r) out[r] += constant;
+      return;
+    }
 #if QAQ_WIDE_PLAN
     // The plan path of DotRowsPlanned with the scaled query put straight into the duplicated plan
     // order (stacked short rows keep their own path, as in DotRowsT).

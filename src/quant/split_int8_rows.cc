@@ -1,0 +1,345 @@
+// Integer kernels for rows of packed codes (split_int8_rows.h). The arithmetic needs AVX-512 VNNI
+// (vpdpbusd) and VBMI (vpermb, vpmultishiftqb), which Highway 1.0 has no portable ops for: the
+// kernels are written once with x86 intrinsics in functions compiled for those extensions, and
+// Highway's dispatch (with its AVX3_DL target enabled for this file) decides at run time whether
+// they may run; every other target answers false and the caller keeps its float path.
+#define HWY_WANT_AVX3_DL 1  // before any Highway header: also compile this file for AVX3_DL
+
+#include "quant/split_int8_rows.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "quant/split_int8_rows.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#ifndef QAQ_QUANT_SPLIT_INT8_ROWS_ONCE_
+#define QAQ_QUANT_SPLIT_INT8_ROWS_ONCE_
+namespace qaq::internal {
+namespace {
+
+// The split's scales for a vector whose largest magnitude is `max_abs` (finite, > 0): the vector
+// is first multiplied by 2^-exponent (exact) so that its maximum lies in [0.5, 1) whatever its
+// magnitude, the levels are taken there, and the returned scales carry 2^exponent back.
+struct SplitScales {
+  int exponent = 0;
+  float step[3] = {};     // s1', s2', s3' for the normalised vector
+  float inverse[3] = {};  // 1 / step
+  float scale[3] = {};    // step * 2^exponent: what a level is worth
+};
+
+SplitScales MakeSplitScales(float max_abs) {
+  SplitScales s;
+  const float normalised = std::frexp(max_abs, &s.exponent);
+  s.step[0] = normalised / 127.0f;  // |level 1| <= 127; the residual after it is <= step / 2
+  s.step[1] = s.step[0] / 254.0f;   // so |level 2| <= 127, and the same again for level 3
+  s.step[2] = s.step[1] / 254.0f;
+  for (int l = 0; l < 3; ++l) {
+    s.inverse[l] = 1.0f / s.step[l];
+    s.scale[l] = std::ldexp(s.step[l], s.exponent);
+  }
+  return s;
+}
+
+float Level(float v, float inverse) { return std::clamp(std::nearbyint(v * inverse), -127.0f, 127.0f); }
+
+}  // namespace
+
+bool SplitInt8Ref(const float* x, int n, std::int8_t* levels0, std::int8_t* levels1, std::int8_t* levels2,
+                  float scales[3]) {
+  float max_abs = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return false;
+    max_abs = std::max(max_abs, std::abs(x[i]));
+  }
+  std::int8_t* levels[3] = {levels0, levels1, levels2};
+  if (max_abs == 0.0f) {
+    for (auto* l : levels) std::fill(l, l + n, std::int8_t{0});
+    std::fill(scales, scales + 3, 0.0f);
+    return true;
+  }
+  const SplitScales s = MakeSplitScales(max_abs);
+  for (int i = 0; i < n; ++i) {
+    float residual = std::ldexp(x[i], -s.exponent);
+    for (int l = 0; l < 3; ++l) {
+      const float a = Level(residual, s.inverse[l]);
+      levels[l][i] = static_cast<std::int8_t>(a);
+      residual = std::fma(-a, s.step[l], residual);
+    }
+  }
+  std::copy(s.scale, s.scale + 3, scales);
+  return true;
+}
+
+}  // namespace qaq::internal
+
+#if HWY_ARCH_X86
+#include <immintrin.h>
+
+// GCC 12's AVX-512 headers initialise the pass-through operand of masked intrinsics with itself
+// (_mm512_undefined_*), which -Wuninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define QAQ_VNNI_ATTR __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi")))
+
+namespace qaq::internal {
+namespace {
+
+constexpr int kChunk = 64;        // codes per byte vector
+constexpr int kMaxChunks = 4;     // n <= 256
+constexpr int kWeightBlock = 64;  // rows sharing one weight split (and flushed to float together)
+
+// Widens 64 codes of B bits (8B bytes) to one byte each, in order: a 64-byte load (masked to the
+// 8B bytes near the end of the rows, so that no byte past the last row is touched: masked loads
+// are several times slower on some CPUs), a byte permute that puts the B bytes of codes 8k .. 8k + 7 at the
+// start of 64-bit word k, a multishift that takes each code's 8 bits at offset j B of its word,
+// and a mask.
+struct CodeWidener {
+  __m512i permute, shifts, mask;
+  __mmask64 load_mask;
+
+  QAQ_VNNI_ATTR explicit CodeWidener(int bits) {
+    alignas(64) std::uint8_t p[64], s[64], m[64];
+    for (int j = 0; j < 64; ++j) {
+      p[j] = static_cast<std::uint8_t>(std::min((j / 8) * bits + j % 8, 63));
+      s[j] = static_cast<std::uint8_t>((j % 8) * bits);
+      m[j] = static_cast<std::uint8_t>((1u << bits) - 1u);
+    }
+    permute = _mm512_load_si512(p);
+    shifts = _mm512_load_si512(s);
+    mask = _mm512_load_si512(m);
+    load_mask = bits == 8 ? ~__mmask64{0} : (__mmask64{1} << (8 * bits)) - 1;
+  }
+
+  // `end`: one past the last byte of the run of rows (the bytes between p and end are readable).
+  QAQ_VNNI_ATTR __m512i Widen(const std::uint8_t* p, const std::uint8_t* end) const {
+    const __m512i raw = end - p >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(load_mask, p);
+    return _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(permute, raw)), mask);
+  }
+};
+
+// max |x_i|, or NaN when some x_i is NaN (max alone would drop it).
+QAQ_VNNI_ATTR float MaxAbs(const float* x, int n) {
+  __m512 m = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  for (int i = 0; i < n; i += 16) {
+    const __m512 v = n - i >= 16 ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(__mmask16((1u << (n - i)) - 1u), x + i);
+    const __m512 a = _mm512_abs_ps(v);
+    nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+    m = _mm512_max_ps(m, a);
+  }
+  return nan != 0 ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(m);
+}
+
+// The vector form of SplitInt8Ref's loop (same operations, same results): n floats (n a multiple
+// of 16) into three rows of int8 levels.
+QAQ_VNNI_ATTR void SplitLevels(const float* x, int n, const SplitScales& s, std::int8_t* levels0,
+                               std::int8_t* levels1, std::int8_t* levels2) {
+  std::int8_t* levels[3] = {levels0, levels1, levels2};
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  const __m512 down = _mm512_set1_ps(float(-s.exponent));
+  for (int i = 0; i < n; i += 16) {
+    __m512 residual = _mm512_scalef_ps(_mm512_loadu_ps(x + i), down);
+    for (int l = 0; l < 3; ++l) {
+      __m512 a = _mm512_roundscale_ps(_mm512_mul_ps(residual, _mm512_set1_ps(s.inverse[l])),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(levels[l] + i), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(a)));
+      residual = _mm512_fnmadd_ps(a, _mm512_set1_ps(s.step[l]), residual);
+    }
+  }
+}
+
+// The three level sums of one lane combined into floats.
+QAQ_VNNI_ATTR inline __m512 Combine(const __m512i a[3], const float scale[3]) {
+  __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a[0]), _mm512_set1_ps(scale[0]));
+  f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[1]), _mm512_set1_ps(scale[1]), f);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[2]), _mm512_set1_ps(scale[2]), f);
+}
+
+// Sums of 16 vectors' lanes, one per lane of the result (sums[i] = sum of v[i]): a transposing
+// tree that halves the width at each level (46 shuffles and adds instead of 16 full reductions).
+QAQ_VNNI_ATTR inline __m512 SumSixteen(__m512 v[16]) {
+  __m512 a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i) {  // lanes 0-7: partial sums of v[2i], 8-15: of v[2i + 1]
+    a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xee));
+  }
+  for (int i = 0; i < 4; ++i) {  // 128-bit block k: partial sums of v[4i + k]
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xdd));
+  }
+  for (int i = 0; i < 2; ++i) {
+    c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xee));
+  }
+  // Lane 4 k + m now holds the sum of v[k + 4 m]; one permute puts v[i] in lane i.
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], 0x88), _mm512_shuffle_ps(c[0], c[1], 0xdd));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, sums);
+}
+
+// One row's products with the split query, lane by lane (the caller sums the lanes).
+QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t* row, const std::uint8_t* end,
+                                   std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3]) {
+  __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+  for (int c = 0; c < chunks; ++c) {
+    const __m512i u = widen.Widen(row + std::size_t(c) * chunk_bytes, end);
+    for (int l = 0; l < 3; ++l) a[l] = _mm512_dpbusd_epi32(a[l], u, q[c][l]);
+  }
+  return Combine(a, scale);
+}
+
+}  // namespace
+
+QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                                        int bits, int n, float* out) {
+  const float max_abs = MaxAbs(x, n);
+  if (!std::isfinite(max_abs)) return false;
+  if (max_abs == 0.0f) {
+    std::fill(out, out + n_rows, 0.0f);
+    return true;
+  }
+  const SplitScales s = MakeSplitScales(max_abs);
+  alignas(64) std::int8_t levels[3][kChunk * kMaxChunks];
+  SplitLevels(x, n, s, levels[0], levels[1], levels[2]);
+  const int chunks = n / kChunk;
+  __m512i q[kMaxChunks][3];
+  for (int c = 0; c < chunks; ++c) {
+    for (int l = 0; l < 3; ++l) q[c][l] = _mm512_load_si512(levels[l] + c * kChunk);
+  }
+  const CodeWidener widen(bits);
+  const std::size_t chunk_bytes = std::size_t(8 * bits);
+  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks) * chunk_bytes;
+  int r = 0;
+  for (; r + 16 <= n_rows; r += 16) {
+    __m512 v[16];
+    for (int j = 0; j < 16; ++j) {
+      v[j] = RowDot(widen, codes + std::size_t(r + j) * row_bytes, end, chunk_bytes, chunks, q, s.scale);
+    }
+    _mm512_storeu_ps(out + r, SumSixteen(v));
+  }
+  for (; r < n_rows; ++r) {
+    out[r] = _mm512_reduce_add_ps(RowDot(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, s.scale));
+  }
+  return true;
+}
+
+QAQ_VNNI_ATTR bool AxpyRowsSplitInt8Vnni(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
+                                         const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
+  const int chunks = n / kChunk;
+  const CodeWidener widen(bits);
+  const std::size_t chunk_bytes = std::size_t(8 * bits);
+  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks) * chunk_bytes;
+  // Float sums in the order the byte transpose leaves them: acc[c][j] lane 4 L + m holds
+  // element 64 c + 16 L + 4 j + m.
+  __m512 acc[kMaxChunks][4];
+  for (auto& per_chunk : acc) {
+    for (auto& v : per_chunk) v = _mm512_setzero_ps();
+  }
+  alignas(64) float weights[kWeightBlock];
+  alignas(64) std::int8_t levels[3][kWeightBlock];
+  for (int r0 = 0; r0 < n_rows; r0 += kWeightBlock) {
+    const int rows = std::min(kWeightBlock, n_rows - r0);
+    for (int i = 0; i < kWeightBlock; ++i) weights[i] = i < rows ? w[r0 + i] * metas[r0 + i].scale : 0.0f;
+    const float max_abs = MaxAbs(weights, rows);
+    if (!std::isfinite(max_abs)) return false;  // nothing written yet
+    if (max_abs == 0.0f) continue;
+    const SplitScales s = MakeSplitScales(max_abs);
+    SplitLevels(weights, kWeightBlock, s, levels[0], levels[1], levels[2]);
+    for (int c = 0; c < chunks; ++c) {
+      __m512i a[4][3];
+      for (auto& per_j : a) {
+        for (auto& v : per_j) v = _mm512_setzero_si512();
+      }
+      for (int g = 0; g < rows; g += 4) {
+        __m512i u[4];
+        for (int i = 0; i < 4; ++i) {
+          u[i] = g + i < rows ? widen.Widen(codes + std::size_t(r0 + g + i) * row_bytes + std::size_t(c) * chunk_bytes, end)
+                              : _mm512_setzero_si512();
+        }
+        // Bytes of four rows interleaved so that each 32-bit lane holds one element of rows
+        // g .. g + 3: lane (L, m) of x[j] is element 16 L + 4 j + m of the chunk.
+        const __m512i t01lo = _mm512_unpacklo_epi8(u[0], u[1]), t01hi = _mm512_unpackhi_epi8(u[0], u[1]);
+        const __m512i t23lo = _mm512_unpacklo_epi8(u[2], u[3]), t23hi = _mm512_unpackhi_epi8(u[2], u[3]);
+        const __m512i x[4] = {_mm512_unpacklo_epi16(t01lo, t23lo), _mm512_unpackhi_epi16(t01lo, t23lo),
+                              _mm512_unpacklo_epi16(t01hi, t23hi), _mm512_unpackhi_epi16(t01hi, t23hi)};
+        for (int l = 0; l < 3; ++l) {
+          std::int32_t four;
+          std::memcpy(&four, levels[l] + g, 4);
+          const __m512i wl = _mm512_set1_epi32(four);
+          for (int j = 0; j < 4; ++j) a[j][l] = _mm512_dpbusd_epi32(a[j][l], x[j], wl);
+        }
+      }
+      for (int j = 0; j < 4; ++j) acc[c][j] = _mm512_add_ps(acc[c][j], Combine(a[j], s.scale));
+    }
+  }
+  alignas(64) float sums[16];
+  for (int c = 0; c < chunks; ++c) {
+    for (int j = 0; j < 4; ++j) {
+      _mm512_store_ps(sums, acc[c][j]);
+      for (int lane = 0; lane < 16; ++lane) out[kChunk * c + 16 * (lane / 4) + 4 * j + lane % 4] += sums[lane];
+    }
+  }
+  return true;
+}
+
+}  // namespace qaq::internal
+#pragma GCC diagnostic pop
+#endif  // HWY_ARCH_X86
+#endif  // QAQ_QUANT_SPLIT_INT8_ROWS_ONCE_
+
+HWY_BEFORE_NAMESPACE();
+namespace qaq::internal {
+namespace HWY_NAMESPACE {
+
+bool Applies(int n_rows, int bits, int n) {
+  return bits >= 1 && bits <= 8 && n > 0 && n % 64 == 0 && n <= 256 && n_rows >= kSplitInt8MinRows;
+}
+
+bool DotRowsSplitInt8Impl(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows, int bits,
+                          int n, float* out) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return Applies(n_rows, bits, n) && DotRowsSplitInt8Vnni(x, codes, row_bytes, n_rows, bits, n, out);
+#else
+  (void)x, (void)codes, (void)row_bytes, (void)n_rows, (void)bits, (void)n, (void)out;
+  return false;
+#endif
+}
+
+bool AxpyRowsSplitInt8Impl(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
+                           int n_rows, int bits, int n, float* out) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return Applies(n_rows, bits, n) && AxpyRowsSplitInt8Vnni(w, codes, row_bytes, metas, n_rows, bits, n, out);
+#else
+  (void)w, (void)codes, (void)row_bytes, (void)metas, (void)n_rows, (void)bits, (void)n, (void)out;
+  return false;
+#endif
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace qaq::internal
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace qaq::internal {
+HWY_EXPORT(DotRowsSplitInt8Impl);
+HWY_EXPORT(AxpyRowsSplitInt8Impl);
+
+bool DotRowsSplitInt8(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows, int bits, int n,
+                      float* out) {
+  return HWY_DYNAMIC_DISPATCH(DotRowsSplitInt8Impl)(x, codes, row_bytes, n_rows, bits, n, out);
+}
+
+bool AxpyRowsSplitInt8(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
+                       int n_rows, int bits, int n, float* out) {
+  return HWY_DYNAMIC_DISPATCH(AxpyRowsSplitInt8Impl)(w, codes, row_bytes, metas, n_rows, bits, n, out);
+}
+}  // namespace qaq::internal
+#endif  // HWY_ONCE
