@@ -120,7 +120,12 @@ struct CodeWidener {
 
   // `end`: one past the last byte of the run of rows (the bytes between p and end are readable).
   QAQ_VNNI_ATTR __m512i Widen(const std::uint8_t* p, const std::uint8_t* end) const {
-    const __m512i raw = end - p >= 64 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(load_mask, p);
+    return end - p >= 64 ? Widen(p) : FromBytes(_mm512_maskz_loadu_epi8(load_mask, p));
+  }
+  // p + 64 <= end.
+  QAQ_VNNI_ATTR __m512i Widen(const std::uint8_t* p) const { return FromBytes(_mm512_loadu_si512(p)); }
+
+  QAQ_VNNI_ATTR __m512i FromBytes(__m512i raw) const {
     return _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(permute, raw)), mask);
   }
 };
@@ -185,13 +190,40 @@ QAQ_VNNI_ATTR inline __m512 SumSixteen(__m512 v[16]) {
   return _mm512_permutexvar_ps(order, sums);
 }
 
-// One row's products with the split query, lane by lane (the caller sums the lanes).
+// acc += the byte products of u (unsigned) and w (signed), four per 32-bit lane. Written in inline
+// assembly because GCC 12 copies the accumulator of _mm512_dpbusd_epi32 into a fresh register at
+// every call (two moves per instruction in these loops); the constraint keeps it in place.
+QAQ_VNNI_ATTR inline void DotBytesAccumulate(__m512i& acc, __m512i u, __m512i w) {
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(w));
+}
+
+// a[j][l] += products of four rows' widened codes u (one chunk) with their weight levels
+// levels[l][g .. g + 3]. The bytes of the four rows are first interleaved so that each 32-bit lane
+// holds one element of the four: lane (L, m) of x[j] is element 16 L + 4 j + m of the chunk.
+QAQ_VNNI_ATTR inline void AccumulateFourRows(const __m512i u[4], const std::int8_t levels[3][kWeightBlock], int g,
+                                             __m512i a[4][3]) {
+  const __m512i t01lo = _mm512_unpacklo_epi8(u[0], u[1]), t01hi = _mm512_unpackhi_epi8(u[0], u[1]);
+  const __m512i t23lo = _mm512_unpacklo_epi8(u[2], u[3]), t23hi = _mm512_unpackhi_epi8(u[2], u[3]);
+  const __m512i x[4] = {_mm512_unpacklo_epi16(t01lo, t23lo), _mm512_unpackhi_epi16(t01lo, t23lo),
+                        _mm512_unpacklo_epi16(t01hi, t23hi), _mm512_unpackhi_epi16(t01hi, t23hi)};
+  for (int l = 0; l < 3; ++l) {
+    std::int32_t four;
+    std::memcpy(&four, levels[l] + g, 4);
+    const __m512i wl = _mm512_set1_epi32(four);
+    for (int j = 0; j < 4; ++j) DotBytesAccumulate(a[j][l], x[j], wl);
+  }
+}
+
+// One row's products with the split query, lane by lane (the caller sums the lanes). kTested:
+// whether the loads must be tested against `end`.
+template <bool kTested>
 QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t* row, const std::uint8_t* end,
                                    std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3]) {
   __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int c = 0; c < chunks; ++c) {
-    const __m512i u = widen.Widen(row + std::size_t(c) * chunk_bytes, end);
-    for (int l = 0; l < 3; ++l) a[l] = _mm512_dpbusd_epi32(a[l], u, q[c][l]);
+    const std::uint8_t* p = row + std::size_t(c) * chunk_bytes;
+    const __m512i u = kTested ? widen.Widen(p, end) : widen.Widen(p);
+    for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], u, q[c][l]);
   }
   return Combine(a, scale);
 }
@@ -220,13 +252,16 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   int r = 0;
   for (; r + 16 <= n_rows; r += 16) {
     __m512 v[16];
-    for (int j = 0; j < 16; ++j) {
-      v[j] = RowDot(widen, codes + std::size_t(r + j) * row_bytes, end, chunk_bytes, chunks, q, s.scale);
+    const std::uint8_t* first = codes + std::size_t(r) * row_bytes;
+    if (end - (first + 15 * row_bytes + std::size_t(chunks - 1) * chunk_bytes) >= 64) {
+      for (int j = 0; j < 16; ++j) v[j] = RowDot<false>(widen, first + j * row_bytes, end, chunk_bytes, chunks, q, s.scale);
+    } else {
+      for (int j = 0; j < 16; ++j) v[j] = RowDot<true>(widen, first + j * row_bytes, end, chunk_bytes, chunks, q, s.scale);
     }
     _mm512_storeu_ps(out + r, SumSixteen(v));
   }
   for (; r < n_rows; ++r) {
-    out[r] = _mm512_reduce_add_ps(RowDot(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, s.scale));
+    out[r] = _mm512_reduce_add_ps(RowDot<true>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, s.scale));
   }
   return true;
 }
@@ -258,24 +293,21 @@ QAQ_VNNI_ATTR bool AxpyRowsSplitInt8Vnni(const float* w, const std::uint8_t* cod
       for (auto& per_j : a) {
         for (auto& v : per_j) v = _mm512_setzero_si512();
       }
-      for (int g = 0; g < rows; g += 4) {
+      const std::uint8_t* row = codes + std::size_t(r0) * row_bytes + std::size_t(c) * chunk_bytes;
+      const std::size_t group_bytes = 4 * row_bytes;
+      int g = 0;
+      // Groups of four whole rows whose loads all end before `end`: no tests per load.
+      for (; g + 4 <= rows && end - (row + 3 * row_bytes) >= 64; g += 4, row += group_bytes) {
+        const __m512i u[4] = {widen.Widen(row), widen.Widen(row + row_bytes), widen.Widen(row + 2 * row_bytes),
+                              widen.Widen(row + 3 * row_bytes)};
+        AccumulateFourRows(u, levels, g, a);
+      }
+      for (; g < rows; g += 4, row += group_bytes) {
         __m512i u[4];
         for (int i = 0; i < 4; ++i) {
-          u[i] = g + i < rows ? widen.Widen(codes + std::size_t(r0 + g + i) * row_bytes + std::size_t(c) * chunk_bytes, end)
-                              : _mm512_setzero_si512();
+          u[i] = g + i < rows ? widen.Widen(row + std::size_t(i) * row_bytes, end) : _mm512_setzero_si512();
         }
-        // Bytes of four rows interleaved so that each 32-bit lane holds one element of rows
-        // g .. g + 3: lane (L, m) of x[j] is element 16 L + 4 j + m of the chunk.
-        const __m512i t01lo = _mm512_unpacklo_epi8(u[0], u[1]), t01hi = _mm512_unpackhi_epi8(u[0], u[1]);
-        const __m512i t23lo = _mm512_unpacklo_epi8(u[2], u[3]), t23hi = _mm512_unpackhi_epi8(u[2], u[3]);
-        const __m512i x[4] = {_mm512_unpacklo_epi16(t01lo, t23lo), _mm512_unpackhi_epi16(t01lo, t23lo),
-                              _mm512_unpacklo_epi16(t01hi, t23hi), _mm512_unpackhi_epi16(t01hi, t23hi)};
-        for (int l = 0; l < 3; ++l) {
-          std::int32_t four;
-          std::memcpy(&four, levels[l] + g, 4);
-          const __m512i wl = _mm512_set1_epi32(four);
-          for (int j = 0; j < 4; ++j) a[j][l] = _mm512_dpbusd_epi32(a[j][l], x[j], wl);
-        }
+        AccumulateFourRows(u, levels, g, a);
       }
       for (int j = 0; j < 4; ++j) acc[c][j] = _mm512_add_ps(acc[c][j], Combine(a[j], s.scale));
     }
