@@ -214,15 +214,12 @@ QAQ_VNNI_ATTR inline void AccumulateFourRows(const __m512i u[4], const std::int8
   }
 }
 
-// One row's products with the split query, lane by lane (the caller sums the lanes). kTested:
-// whether the loads must be tested against `end`.
-template <bool kTested>
+// One row's products with the split query, lane by lane (the caller sums the lanes).
 QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t* row, const std::uint8_t* end,
                                    std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3]) {
   __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   for (int c = 0; c < chunks; ++c) {
-    const std::uint8_t* p = row + std::size_t(c) * chunk_bytes;
-    const __m512i u = kTested ? widen.Widen(p, end) : widen.Widen(p);
+    const __m512i u = widen.Widen(row + std::size_t(c) * chunk_bytes, end);
     for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], u, q[c][l]);
   }
   return Combine(a, scale);
@@ -252,16 +249,13 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   int r = 0;
   for (; r + 16 <= n_rows; r += 16) {
     __m512 v[16];
-    const std::uint8_t* first = codes + std::size_t(r) * row_bytes;
-    if (end - (first + 15 * row_bytes + std::size_t(chunks - 1) * chunk_bytes) >= 64) {
-      for (int j = 0; j < 16; ++j) v[j] = RowDot<false>(widen, first + j * row_bytes, end, chunk_bytes, chunks, q, s.scale);
-    } else {
-      for (int j = 0; j < 16; ++j) v[j] = RowDot<true>(widen, first + j * row_bytes, end, chunk_bytes, chunks, q, s.scale);
+    for (int j = 0; j < 16; ++j) {
+      v[j] = RowDot(widen, codes + std::size_t(r + j) * row_bytes, end, chunk_bytes, chunks, q, s.scale);
     }
     _mm512_storeu_ps(out + r, SumSixteen(v));
   }
   for (; r < n_rows; ++r) {
-    out[r] = _mm512_reduce_add_ps(RowDot<true>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, s.scale));
+    out[r] = _mm512_reduce_add_ps(RowDot(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, s.scale));
   }
   return true;
 }
