@@ -143,8 +143,8 @@ QAQ_VNNI_ATTR float MaxAbs(const float* x, int n) {
   return nan != 0 ? std::numeric_limits<float>::quiet_NaN() : _mm512_reduce_max_ps(m);
 }
 
-// The vector form of SplitInt8Ref's loop (same operations, same results): n floats (n a multiple
-// of 16) into three rows of int8 levels.
+// The vector form of SplitInt8Ref's loop (the same operations in the same order): n floats (n a
+// multiple of 16) into three rows of int8 levels.
 QAQ_VNNI_ATTR void SplitLevels(const float* x, int n, const SplitScales& s, std::int8_t* levels0,
                                std::int8_t* levels1, std::int8_t* levels2) {
   std::int8_t* levels[3] = {levels0, levels1, levels2};

@@ -7,13 +7,13 @@
 // int8 vectors, x = s1 l1 + s2 l2 + s3 l3 + e with s2 = s1 / 254, s3 = s2 / 254 and
 // s1 = max|x| / 127, so |e| <= s3 / 2 = max|x| / (2 127 254^2) = 6.1e-8 max|x| (kSplitInt8Error),
 // and codes . x is three exact integer sums (vpdpbusd: 64 byte products per instruction) and one
-// float combination. The only rounding is that of x to a step of 2^-23.9 of its largest element
-// (per call for a query, per 64-row block for weights), so the error of a dot product is at most
+// float combination. The only rounding is that of x to a multiple of s3 = 1.2e-7 max|x| (max
+// per call for a query, per 64-row block for weights), so the error of a dot product is at most
 // kSplitInt8Error max|x| sum_i code_i: of the order of float rounding relative to |x|max |codes|,
 // not to sum_i |x_i code_i| as in the float kernels, which matters only for a query whose
-// elements span many orders of magnitude (split_int8_rows_test.cc measures both). Codes of any width B become bytes with one byte permute and
-// one multishift per 64 codes (8 codes are exactly B bytes), so the cost per code no longer
-// grows with the float conversions.
+// elements span many orders of magnitude (split_int8_rows_test.cc measures both).
+// Codes of any width B become bytes with one byte permute and one multishift per 64 codes
+// (8 codes are exactly B bytes), so no code pays a float conversion.
 //
 // Each function returns false, writing nothing, where it does not apply (the caller then takes the
 // float path): a CPU or test target without AVX3_DL, bits outside 1..8, n not a multiple of 64 or
