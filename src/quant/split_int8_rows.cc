@@ -214,15 +214,49 @@ QAQ_VNNI_ATTR inline void AccumulateFourRows(const __m512i u[4], const std::int8
   }
 }
 
-// One row's products with the split query, lane by lane (the caller sums the lanes).
+// One row's products with the split query, lane by lane (the caller sums the lanes). kNibbles
+// (4-bit codes, n a multiple of 128): each 64 bytes of the row give two chunks without a byte
+// permute, the low nibbles (codes 2j) and the high ones (codes 2j + 1); the query was split in
+// that order. The 64 bytes belong to the row, so no load passes `end`.
+template <bool kNibbles>
 QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t* row, const std::uint8_t* end,
                                    std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3]) {
   __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-  for (int c = 0; c < chunks; ++c) {
-    const __m512i u = widen.Widen(row + std::size_t(c) * chunk_bytes, end);
-    for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], u, q[c][l]);
+  if constexpr (kNibbles) {
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    for (int c = 0; c < chunks; c += 2) {
+      const __m512i bytes = _mm512_loadu_si512(row + std::size_t(c) * chunk_bytes);
+      const __m512i low = _mm512_and_si512(bytes, low4), high = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+      for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], low, q[c][l]);
+      for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], high, q[c + 1][l]);
+    }
+  } else {
+    for (int c = 0; c < chunks; ++c) {
+      const __m512i u = widen.Widen(row + std::size_t(c) * chunk_bytes, end);
+      for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], u, q[c][l]);
+    }
   }
   return Combine(a, scale);
+}
+
+// out[r] for every row, the query split into q.
+template <bool kNibbles>
+QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                                std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3],
+                                float* out) {
+  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks) * chunk_bytes;
+  int r = 0;
+  for (; r + 16 <= n_rows; r += 16) {
+    __m512 v[16];
+    for (int j = 0; j < 16; ++j) {
+      v[j] = RowDot<kNibbles>(widen, codes + std::size_t(r + j) * row_bytes, end, chunk_bytes, chunks, q, scale);
+    }
+    _mm512_storeu_ps(out + r, SumSixteen(v));
+  }
+  for (; r < n_rows; ++r) {
+    out[r] = _mm512_reduce_add_ps(
+        RowDot<kNibbles>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, scale));
+  }
 }
 
 }  // namespace
@@ -236,6 +270,12 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
     return true;
   }
   const SplitScales s = MakeSplitScales(max_abs);
+  const bool nibbles = bits == 4 && n % (2 * kChunk) == 0;
+  alignas(64) float in_nibble_order[kChunk * kMaxChunks];
+  if (nibbles) {
+    for (int i = 0; i < n; ++i) in_nibble_order[(i & ~127) + (i & 1) * 64 + (i & 127) / 2] = x[i];
+    x = in_nibble_order;
+  }
   alignas(64) std::int8_t levels[3][kChunk * kMaxChunks];
   SplitLevels(x, n, s, levels[0], levels[1], levels[2]);
   const int chunks = n / kChunk;
@@ -245,17 +285,10 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   }
   const CodeWidener widen(bits);
   const std::size_t chunk_bytes = std::size_t(8 * bits);
-  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks) * chunk_bytes;
-  int r = 0;
-  for (; r + 16 <= n_rows; r += 16) {
-    __m512 v[16];
-    for (int j = 0; j < 16; ++j) {
-      v[j] = RowDot(widen, codes + std::size_t(r + j) * row_bytes, end, chunk_bytes, chunks, q, s.scale);
-    }
-    _mm512_storeu_ps(out + r, SumSixteen(v));
-  }
-  for (; r < n_rows; ++r) {
-    out[r] = _mm512_reduce_add_ps(RowDot(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, s.scale));
+  if (nibbles) {
+    DotRowsSplit<true>(widen, codes, row_bytes, n_rows, chunk_bytes, chunks, q, s.scale, out);
+  } else {
+    DotRowsSplit<false>(widen, codes, row_bytes, n_rows, chunk_bytes, chunks, q, s.scale, out);
   }
   return true;
 }
