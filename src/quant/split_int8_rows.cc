@@ -33,16 +33,41 @@ struct SplitScales {
   float scale[3] = {};    // step * 2^exponent: what a level is worth
 };
 
+// 2^e as a float, exact for e in [-126, 127] (a normal number: built from its bits, where
+// std::ldexp is a library call per use).
+float PowerOfTwo(int e) {
+  const auto bits = static_cast<std::uint32_t>(e + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 SplitScales MakeSplitScales(float max_abs) {
   SplitScales s;
-  const float normalised = std::frexp(max_abs, &s.exponent);
-  s.step[0] = normalised / 127.0f;  // |level 1| <= 127; the residual after it is <= step / 2
-  s.step[1] = s.step[0] / 254.0f;   // so |level 2| <= 127, and the same again for level 3
-  s.step[2] = s.step[1] / 254.0f;
-  for (int l = 0; l < 3; ++l) {
-    s.inverse[l] = 1.0f / s.step[l];
-    s.scale[l] = std::ldexp(s.step[l], s.exponent);
+  float normalised;
+  std::uint32_t bits;
+  std::memcpy(&bits, &max_abs, sizeof bits);
+  const int biased = int((bits >> 23) & 0xffu);
+  if (biased != 0) {  // normal: std::frexp from the bits
+    s.exponent = biased - 126;
+    bits = (bits & 0x807fffffu) | (126u << 23);
+    std::memcpy(&normalised, &bits, sizeof bits);
+  } else {
+    normalised = std::frexp(max_abs, &s.exponent);
   }
+  // |level 1| <= 127 and the residual after it is <= step / 2, so with step 2 = step 1 / 254
+  // |level 2| <= 127, and the same again for level 3. Each step and inverse is its own division
+  // (127 254 and 127 254^2 are exact in float): six independent divisions overlap.
+  constexpr float kDivisors[3] = {127.0f, 127.0f * 254.0f, 127.0f * 254.0f * 254.0f};
+  for (int l = 0; l < 3; ++l) {
+    s.step[l] = normalised / kDivisors[l];
+    s.inverse[l] = kDivisors[l] / normalised;
+  }
+  // step[l] * 2^exponent in one product where 2^exponent is normal and the results stay normal
+  // (steps lie in [2^-24, 2^-7]); ldexp where a scale would be subnormal or the power is not.
+  const bool normal = s.exponent >= -102 && s.exponent <= 127;
+  const float power = normal ? PowerOfTwo(s.exponent) : 0.0f;
+  for (int l = 0; l < 3; ++l) s.scale[l] = normal ? s.step[l] * power : std::ldexp(s.step[l], s.exponent);
   return s;
 }
 
@@ -101,22 +126,34 @@ constexpr int kWeightBlock = 64;  // rows sharing one weight split (and flushed 
 // are several times slower on some CPUs), a byte permute that puts the B bytes of codes 8k .. 8k + 7 at the
 // start of 64-bit word k, a multishift that takes each code's 8 bits at offset j B of its word,
 // and a mask.
+struct WidenTables {
+  std::uint8_t permute[9][64], shifts[9][64], mask[9][64];
+};
+
+constexpr WidenTables MakeWidenTables() {
+  WidenTables t{};
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (int j = 0; j < 64; ++j) {
+      t.permute[bits][j] = static_cast<std::uint8_t>(std::min((j / 8) * bits + j % 8, 63));
+      t.shifts[bits][j] = static_cast<std::uint8_t>((j % 8) * bits);
+      t.mask[bits][j] = static_cast<std::uint8_t>((1u << bits) - 1u);
+    }
+  }
+  return t;
+}
+
+// Built at compile time: a call on one 64-row block should not spend 200 stores on them.
+alignas(64) constexpr WidenTables kWidenTables = MakeWidenTables();
+
 struct CodeWidener {
   __m512i permute, shifts, mask;
   __mmask64 load_mask;
 
-  QAQ_VNNI_ATTR explicit CodeWidener(int bits) {
-    alignas(64) std::uint8_t p[64], s[64], m[64];
-    for (int j = 0; j < 64; ++j) {
-      p[j] = static_cast<std::uint8_t>(std::min((j / 8) * bits + j % 8, 63));
-      s[j] = static_cast<std::uint8_t>((j % 8) * bits);
-      m[j] = static_cast<std::uint8_t>((1u << bits) - 1u);
-    }
-    permute = _mm512_load_si512(p);
-    shifts = _mm512_load_si512(s);
-    mask = _mm512_load_si512(m);
-    load_mask = bits == 8 ? ~__mmask64{0} : (__mmask64{1} << (8 * bits)) - 1;
-  }
+  QAQ_VNNI_ATTR explicit CodeWidener(int bits)
+      : permute(_mm512_loadu_si512(kWidenTables.permute[bits])),
+        shifts(_mm512_loadu_si512(kWidenTables.shifts[bits])),
+        mask(_mm512_loadu_si512(kWidenTables.mask[bits])),
+        load_mask(bits == 8 ? ~__mmask64{0} : (__mmask64{1} << (8 * bits)) - 1) {}
 
   // `end`: one past the last byte of the run of rows (the bytes between p and end are readable).
   QAQ_VNNI_ATTR __m512i Widen(const std::uint8_t* p, const std::uint8_t* end) const {
@@ -171,16 +208,19 @@ QAQ_VNNI_ATTR inline __m512 Combine(const __m512i a[3], const float scale[3]) {
 
 // Sums of 16 vectors' lanes, one per lane of the result (sums[i] = sum of v[i]): a transposing
 // tree that halves the width at each level (46 shuffles and adds instead of 16 full reductions).
-QAQ_VNNI_ATTR inline __m512 SumSixteen(__m512 v[16]) {
-  __m512 a[8], b[4], c[2];
-  for (int i = 0; i < 8; ++i) {  // lanes 0-7: partial sums of v[2i], 8-15: of v[2i + 1]
-    a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
-                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xee));
-  }
-  for (int i = 0; i < 4; ++i) {  // 128-bit block k: partial sums of v[4i + k]
-    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xdd));
-  }
+// Its first two levels depend on four vectors at a time (SumFour), so a caller can fold rows in as
+// they come and keep 4 vectors live instead of 16; FinishSixteen takes the four partial results.
+QAQ_VNNI_ATTR inline __m512 SumFour(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
+  // lanes 0-7 of a01: partial sums of v0, 8-15: of v1 (and a23 for v2, v3)
+  const __m512 a01 = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44), _mm512_shuffle_f32x4(v0, v1, 0xee));
+  const __m512 a23 = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0x44), _mm512_shuffle_f32x4(v2, v3, 0xee));
+  // 128-bit block k: partial sums of v_k
+  return _mm512_add_ps(_mm512_shuffle_f32x4(a01, a23, 0x88), _mm512_shuffle_f32x4(a01, a23, 0xdd));
+}
+
+// b[i] = SumFour of v[4i .. 4i + 3].
+QAQ_VNNI_ATTR inline __m512 FinishSixteen(const __m512 b[4]) {
+  __m512 c[2];
   for (int i = 0; i < 2; ++i) {
     c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xee));
   }
@@ -214,24 +254,25 @@ QAQ_VNNI_ATTR inline void AccumulateFourRows(const __m512i u[4], const std::int8
   }
 }
 
-// One row's products with the split query, lane by lane (the caller sums the lanes). kNibbles
-// (4-bit codes, n a multiple of 128): each 64 bytes of the row give two chunks without a byte
-// permute, the low nibbles (codes 2j) and the high ones (codes 2j + 1); the query was split in
-// that order. The 64 bytes belong to the row, so no load passes `end`.
-template <bool kNibbles>
+// One row's products with the split query, lane by lane (the caller sums the lanes): kChunks
+// chunks of 64 codes. kNibbles (4-bit codes, an even number of chunks): each 64 bytes of the row
+// give two chunks without a byte permute, the low nibbles (codes 2j) and the high ones (codes
+// 2j + 1); the query was split in that order. The 64 bytes belong to the row, so no load passes
+// `end`.
+template <bool kNibbles, int kChunks>
 QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t* row, const std::uint8_t* end,
-                                   std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3]) {
+                                   std::size_t chunk_bytes, const __m512i q[][3], const float scale[3]) {
   __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   if constexpr (kNibbles) {
     const __m512i low4 = _mm512_set1_epi8(0x0f);
-    for (int c = 0; c < chunks; c += 2) {
+    for (int c = 0; c < kChunks; c += 2) {
       const __m512i bytes = _mm512_loadu_si512(row + std::size_t(c) * chunk_bytes);
       const __m512i low = _mm512_and_si512(bytes, low4), high = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
       for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], low, q[c][l]);
       for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], high, q[c + 1][l]);
     }
   } else {
-    for (int c = 0; c < chunks; ++c) {
+    for (int c = 0; c < kChunks; ++c) {
       const __m512i u = widen.Widen(row + std::size_t(c) * chunk_bytes, end);
       for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], u, q[c][l]);
     }
@@ -240,23 +281,23 @@ QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t*
 }
 
 // out[r] for every row, the query split into q.
-template <bool kNibbles>
+template <bool kNibbles, int kChunks>
 QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
-                                std::size_t chunk_bytes, int chunks, const __m512i q[][3], const float scale[3],
-                                float* out) {
-  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks) * chunk_bytes;
+                                std::size_t chunk_bytes, const __m512i q[][3], const float scale[3], float* out) {
+  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(kChunks) * chunk_bytes;
+  // (No lambda for the row: it would be compiled without the target's extensions.)
+#define QAQ_ROW_DOT(r) RowDot<kNibbles, kChunks>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, q, scale)
   int r = 0;
   for (; r + 16 <= n_rows; r += 16) {
-    __m512 v[16];
-    for (int j = 0; j < 16; ++j) {
-      v[j] = RowDot<kNibbles>(widen, codes + std::size_t(r + j) * row_bytes, end, chunk_bytes, chunks, q, scale);
+    __m512 b[4];
+    for (int i = 0; i < 4; ++i) {
+      const int f = r + 4 * i;
+      b[i] = SumFour(QAQ_ROW_DOT(f), QAQ_ROW_DOT(f + 1), QAQ_ROW_DOT(f + 2), QAQ_ROW_DOT(f + 3));
     }
-    _mm512_storeu_ps(out + r, SumSixteen(v));
+    _mm512_storeu_ps(out + r, FinishSixteen(b));
   }
-  for (; r < n_rows; ++r) {
-    out[r] = _mm512_reduce_add_ps(
-        RowDot<kNibbles>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, chunks, q, scale));
-  }
+  for (; r < n_rows; ++r) out[r] = _mm512_reduce_add_ps(QAQ_ROW_DOT(r));
+#undef QAQ_ROW_DOT
 }
 
 }  // namespace
@@ -272,8 +313,16 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   const SplitScales s = MakeSplitScales(max_abs);
   const bool nibbles = bits == 4 && n % (2 * kChunk) == 0;
   alignas(64) float in_nibble_order[kChunk * kMaxChunks];
-  if (nibbles) {
-    for (int i = 0; i < n; ++i) in_nibble_order[(i & ~127) + (i & 1) * 64 + (i & 127) / 2] = x[i];
+  if (nibbles) {  // each 128 values: the 64 even ones, then the 64 odd ones
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (int b = 0; b < n; b += 2 * kChunk) {
+      for (int j = 0; j < kChunk / 16; ++j) {
+        const __m512 lo = _mm512_loadu_ps(x + b + 32 * j), hi = _mm512_loadu_ps(x + b + 32 * j + 16);
+        _mm512_store_ps(in_nibble_order + b + 16 * j, _mm512_permutex2var_ps(lo, even, hi));
+        _mm512_store_ps(in_nibble_order + b + kChunk + 16 * j, _mm512_permutex2var_ps(lo, odd, hi));
+      }
+    }
     x = in_nibble_order;
   }
   alignas(64) std::int8_t levels[3][kChunk * kMaxChunks];
@@ -285,10 +334,13 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   }
   const CodeWidener widen(bits);
   const std::size_t chunk_bytes = std::size_t(8 * bits);
-  if (nibbles) {
-    DotRowsSplit<true>(widen, codes, row_bytes, n_rows, chunk_bytes, chunks, q, s.scale, out);
-  } else {
-    DotRowsSplit<false>(widen, codes, row_bytes, n_rows, chunk_bytes, chunks, q, s.scale, out);
+  switch (chunks + (nibbles ? 4 : 0)) {
+    case 1: DotRowsSplit<false, 1>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
+    case 2: DotRowsSplit<false, 2>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
+    case 3: DotRowsSplit<false, 3>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
+    case 4: DotRowsSplit<false, 4>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
+    case 6: DotRowsSplit<true, 2>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
+    case 8: DotRowsSplit<true, 4>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
   }
   return true;
 }
