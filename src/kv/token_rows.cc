@@ -10,6 +10,7 @@
 #include "kernels/attention.h"
 #include "kernels/half.h"
 #include "quant/fp16.h"
+#include "quant/split_int8_rows.h"
 
 namespace qaq::internal {
 namespace {
@@ -124,6 +125,39 @@ void AddOutlierAxpys(const WidthArena& arena, int n_planes, int plane, int head_
       ForPlaneOutliers(ir, k, one_plane, lo, span, [&](std::uint32_t d, std::size_t j) { out[d] += wr * (vr[j] - offset); });
     }
   });
+}
+
+// An arena's share of WeightedSum in one pass of the integer kernel (WeightedSumSplitInt8), where
+// it applies: one plane per unit (each row's outliers are all this head's) with 16-bit outlier
+// positions. False, writing nothing, elsewhere.
+bool WeightedSumInPlace(const WidthArena& arena, int n_planes, std::size_t rows, std::span<const float> probs,
+                        int head_dim, float* out) {
+  const int k = arena.outliers_per_group();
+  if (n_planes != 1 || (k > 0 && arena.outlier_indices().width() != 2)) return false;
+  WeightedRows in;
+  in.probs = probs.data();
+  in.n_probs = std::uint32_t(probs.size());
+  arena.tokens().Visit([&](const auto* tokens) {
+    if constexpr (sizeof(*tokens) == 2) {
+      in.tokens16 = tokens;
+    } else {
+      in.tokens32 = tokens;
+    }
+  });
+  in.metas = arena.metas();
+  in.codes = arena.plane(0);
+  in.row_bytes = arena.row_bytes();
+  in.n_rows = int(rows);
+  in.bits = arena.bits();
+  in.n = head_dim;
+  in.outliers = k;
+  if (k > 0) {
+    arena.outlier_indices().Visit([&](const auto* index) {
+      if constexpr (sizeof(*index) == 2) in.outlier_index = index;
+    });
+    in.outlier_values = arena.outlier_values();
+  }
+  return WeightedSumSplitInt8(in, out);
 }
 
 }  // namespace
@@ -248,6 +282,7 @@ void TokenRows::WeightedSum(int layer, int kv_head, std::span<const float> probs
     const std::size_t rows = RowsToVisit(*arena, n);
     if (rows == 0) continue;
     const int bits = arena->bits();
+    if (bits != kPassThroughBits && WeightedSumInPlace(*arena, planes_, rows, probs, head_dim, out.data())) continue;
     s.weights.resize(arena->size());
     arena->tokens().Gather(probs.data(), n, s.weights.data());
     if (bits == kPassThroughBits) {

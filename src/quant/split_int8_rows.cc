@@ -345,60 +345,164 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   return true;
 }
 
-QAQ_VNNI_ATTR bool AxpyRowsSplitInt8Vnni(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
-                                         const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
-  const int chunks = n / kChunk;
-  const CodeWidener widen(bits);
-  const std::size_t chunk_bytes = std::size_t(8 * bits);
-  const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks) * chunk_bytes;
-  // Float sums in the order the byte transpose leaves them: acc[c][j] lane 4 L + m holds
-  // element 64 c + 16 L + 4 j + m.
-  __m512 acc[kMaxChunks][4];
-  for (auto& per_chunk : acc) {
-    for (auto& v : per_chunk) v = _mm512_setzero_ps();
+namespace {
+
+// The weighted sum's running state over blocks of kWeightBlock rows: float sums per element, in
+// the order the byte transpose leaves them (acc[c][j] lane 4 L + m holds element
+// 64 c + 16 L + 4 j + m).
+class RowSums {
+ public:
+  QAQ_VNNI_ATTR RowSums(const std::uint8_t* codes, std::size_t row_bytes, int n_rows, int bits, int n)
+      : widen_(bits),
+        codes_(codes),
+        row_bytes_(row_bytes),
+        chunks_(n / kChunk),
+        chunk_bytes_(std::size_t(8 * bits)),
+        end_(codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(chunks_) * chunk_bytes_) {
+    for (auto& per_chunk : acc_) {
+      for (auto& v : per_chunk) v = _mm512_setzero_ps();
+    }
   }
-  alignas(64) float weights[kWeightBlock];
-  alignas(64) std::int8_t levels[3][kWeightBlock];
-  for (int r0 = 0; r0 < n_rows; r0 += kWeightBlock) {
-    const int rows = std::min(kWeightBlock, n_rows - r0);
-    for (int i = 0; i < kWeightBlock; ++i) weights[i] = i < rows ? w[r0 + i] * metas[r0 + i].scale : 0.0f;
+
+  // Adds sum_r weights[r] codes of row r0 + r for r < rows (weights[rows..] are 0); false, adding
+  // nothing, when a weight is not finite.
+  QAQ_VNNI_ATTR bool AddBlock(int r0, int rows, const float weights[kWeightBlock]) {
     const float max_abs = MaxAbs(weights, rows);
-    if (!std::isfinite(max_abs)) return false;  // nothing written yet
-    if (max_abs == 0.0f) continue;
+    if (!std::isfinite(max_abs)) return false;
+    if (max_abs == 0.0f) return true;
     const SplitScales s = MakeSplitScales(max_abs);
+    alignas(64) std::int8_t levels[3][kWeightBlock];
     SplitLevels(weights, kWeightBlock, s, levels[0], levels[1], levels[2]);
-    for (int c = 0; c < chunks; ++c) {
+    for (int c = 0; c < chunks_; ++c) {
       __m512i a[4][3];
       for (auto& per_j : a) {
         for (auto& v : per_j) v = _mm512_setzero_si512();
       }
-      const std::uint8_t* row = codes + std::size_t(r0) * row_bytes + std::size_t(c) * chunk_bytes;
-      const std::size_t group_bytes = 4 * row_bytes;
+      const std::uint8_t* row = codes_ + std::size_t(r0) * row_bytes_ + std::size_t(c) * chunk_bytes_;
+      const std::size_t group_bytes = 4 * row_bytes_;
       int g = 0;
       // Groups of four whole rows whose loads all end before `end`: no tests per load.
-      for (; g + 4 <= rows && end - (row + 3 * row_bytes) >= 64; g += 4, row += group_bytes) {
-        const __m512i u[4] = {widen.Widen(row), widen.Widen(row + row_bytes), widen.Widen(row + 2 * row_bytes),
-                              widen.Widen(row + 3 * row_bytes)};
+      for (; g + 4 <= rows && end_ - (row + 3 * row_bytes_) >= 64; g += 4, row += group_bytes) {
+        const __m512i u[4] = {widen_.Widen(row), widen_.Widen(row + row_bytes_), widen_.Widen(row + 2 * row_bytes_),
+                              widen_.Widen(row + 3 * row_bytes_)};
         AccumulateFourRows(u, levels, g, a);
       }
       for (; g < rows; g += 4, row += group_bytes) {
         __m512i u[4];
         for (int i = 0; i < 4; ++i) {
-          u[i] = g + i < rows ? widen.Widen(row + std::size_t(i) * row_bytes, end) : _mm512_setzero_si512();
+          u[i] = g + i < rows ? widen_.Widen(row + std::size_t(i) * row_bytes_, end_) : _mm512_setzero_si512();
         }
         AccumulateFourRows(u, levels, g, a);
       }
-      for (int j = 0; j < 4; ++j) acc[c][j] = _mm512_add_ps(acc[c][j], Combine(a[j], s.scale));
+      for (int j = 0; j < 4; ++j) acc_[c][j] = _mm512_add_ps(acc_[c][j], Combine(a[j], s.scale));
+    }
+    return true;
+  }
+
+  QAQ_VNNI_ATTR void AddTo(float* out) const {
+    alignas(64) float sums[16];
+    for (int c = 0; c < chunks_; ++c) {
+      for (int j = 0; j < 4; ++j) {
+        _mm512_store_ps(sums, acc_[c][j]);
+        for (int lane = 0; lane < 16; ++lane) out[kChunk * c + 16 * (lane / 4) + 4 * j + lane % 4] += sums[lane];
+      }
     }
   }
-  alignas(64) float sums[16];
-  for (int c = 0; c < chunks; ++c) {
-    for (int j = 0; j < 4; ++j) {
-      _mm512_store_ps(sums, acc[c][j]);
-      for (int lane = 0; lane < 16; ++lane) out[kChunk * c + 16 * (lane / 4) + 4 * j + lane % 4] += sums[lane];
+
+ private:
+  const CodeWidener widen_;
+  const std::uint8_t* codes_;
+  std::size_t row_bytes_;
+  int chunks_;
+  std::size_t chunk_bytes_;
+  const std::uint8_t* end_;  // one past the last byte of the last row's codes
+  __m512 acc_[kMaxChunks][4];
+};
+
+// 16 token numbers from p, of which the first `valid` are read, as 32-bit lanes.
+QAQ_VNNI_ATTR inline __m512i LoadTokens(const std::uint16_t* p, int valid) {
+  return _mm512_cvtepu16_epi32(valid >= 16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                                           : _mm256_maskz_loadu_epi16(__mmask16((1u << valid) - 1u), p));
+}
+QAQ_VNNI_ATTR inline __m512i LoadTokens(const std::uint32_t* p, int valid) {
+  return valid >= 16 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi32(__mmask16((1u << valid) - 1u), p);
+}
+
+template <typename Token>
+QAQ_VNNI_ATTR bool WeightedSumVnni(const WeightedRows& in, const Token* tokens, float* out) {
+  RowSums sums(in.codes, in.row_bytes, in.n_rows, in.bits, in.n);
+  const __m512 step = _mm512_set1_ps(std::ldexp(1.0f, -in.bits)), half = _mm512_set1_ps(0.5f);
+  const __m512i limit = _mm512_set1_epi32(std::int32_t(std::min<std::uint32_t>(in.n_probs, 0x7fffffffu)));
+  __m512 offsets_sum = _mm512_setzero_ps();
+  alignas(64) float corrections[kChunk * kMaxChunks] = {};
+  alignas(64) float weights[kWeightBlock], w[kWeightBlock], offsets[kWeightBlock];
+  const auto k = std::size_t(in.outliers);
+  for (int r0 = 0; r0 < in.n_rows; r0 += kWeightBlock) {
+    const int rows = std::min(kWeightBlock, in.n_rows - r0);
+    for (int i = 0; i < kWeightBlock; i += 16) {
+      const int valid = std::clamp(rows - i, 0, 16);
+      if (valid == 0) {
+        _mm512_store_ps(weights + i, _mm512_setzero_ps());
+        continue;
+      }
+      const __m512i token = LoadTokens(tokens + r0 + i, valid);
+      const __mmask16 live = __mmask16(valid >= 16 ? 0xffffu : (1u << valid) - 1u);
+      const __m512 wv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live & _mm512_cmplt_epi32_mask(token, limit),
+                                                 token, in.probs, 4);
+      // 16 metas (min, max as fp16 pairs): AffineFromMeta's scale = (max - min) 2^-B and
+      // offset = min + scale / 2, both exact as there.
+      const __m512i m = valid >= 16 ? _mm512_loadu_si512(in.metas + r0 + i) : _mm512_maskz_loadu_epi32(live, in.metas + r0 + i);
+      const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(m));
+      const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(m, 16)));
+      const __m512 scale = _mm512_mul_ps(_mm512_sub_ps(hi, lo), step);
+      const __m512 offset = _mm512_fmadd_ps(half, scale, lo);
+      _mm512_store_ps(w + i, wv);
+      _mm512_store_ps(offsets + i, offset);
+      _mm512_store_ps(weights + i, _mm512_mul_ps(wv, scale));
+      offsets_sum = _mm512_fmadd_ps(wv, offset, offsets_sum);
+    }
+    if (!sums.AddBlock(r0, rows, weights)) return false;  // nothing written yet
+    // An outlier's code is 0, reconstructed as the offset: the exact value adds w (value - offset).
+    const std::uint16_t* index = in.outlier_index + std::size_t(r0) * k;
+    const float* values = in.outlier_values + std::size_t(r0) * k;
+    if (k == 2) {  // the usual case (1% of 128 values: one outlier per side)
+      for (int r = 0; r < rows; ++r) {
+        corrections[index[2 * r]] += w[r] * (values[2 * r] - offsets[r]);
+        corrections[index[2 * r + 1]] += w[r] * (values[2 * r + 1] - offsets[r]);
+      }
+    } else {
+      for (int r = 0; r < rows; ++r, index += k, values += k) {
+        for (std::size_t j = 0; j < k; ++j) corrections[index[j]] += w[r] * (values[j] - offsets[r]);
+      }
     }
   }
+  const float constant = _mm512_reduce_add_ps(offsets_sum);
+  if (!std::isfinite(constant)) return false;
+  for (int i = 0; i < in.n; ++i) {
+    if (!std::isfinite(corrections[i])) return false;
+  }
+  sums.AddTo(out);
+  for (int i = 0; i < in.n; ++i) out[i] += constant + corrections[i];
   return true;
+}
+
+}  // namespace
+
+QAQ_VNNI_ATTR bool AxpyRowsSplitInt8Vnni(const float* w, const std::uint8_t* codes, std::size_t row_bytes,
+                                         const AffineMeta* metas, int n_rows, int bits, int n, float* out) {
+  RowSums sums(codes, row_bytes, n_rows, bits, n);
+  alignas(64) float weights[kWeightBlock];
+  for (int r0 = 0; r0 < n_rows; r0 += kWeightBlock) {
+    const int rows = std::min(kWeightBlock, n_rows - r0);
+    for (int i = 0; i < kWeightBlock; ++i) weights[i] = i < rows ? w[r0 + i] * metas[r0 + i].scale : 0.0f;
+    if (!sums.AddBlock(r0, rows, weights)) return false;  // nothing written yet
+  }
+  sums.AddTo(out);
+  return true;
+}
+
+QAQ_VNNI_ATTR bool WeightedSumSplitInt8Vnni(const WeightedRows& rows, float* out) {
+  return rows.tokens16 != nullptr ? WeightedSumVnni(rows, rows.tokens16, out) : WeightedSumVnni(rows, rows.tokens32, out);
 }
 
 }  // namespace qaq::internal
@@ -434,6 +538,15 @@ bool AxpyRowsSplitInt8Impl(const float* w, const std::uint8_t* codes, std::size_
 #endif
 }
 
+bool WeightedSumSplitInt8Impl(const WeightedRows& rows, float* out) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return Applies(rows.n_rows, rows.bits, rows.n) && WeightedSumSplitInt8Vnni(rows, out);
+#else
+  (void)rows, (void)out;
+  return false;
+#endif
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace qaq::internal
 HWY_AFTER_NAMESPACE();
@@ -442,6 +555,11 @@ HWY_AFTER_NAMESPACE();
 namespace qaq::internal {
 HWY_EXPORT(DotRowsSplitInt8Impl);
 HWY_EXPORT(AxpyRowsSplitInt8Impl);
+HWY_EXPORT(WeightedSumSplitInt8Impl);
+
+bool WeightedSumSplitInt8(const WeightedRows& rows, float* out) {
+  return HWY_DYNAMIC_DISPATCH(WeightedSumSplitInt8Impl)(rows, out);
+}
 
 bool DotRowsSplitInt8(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows, int bits, int n,
                       float* out) {

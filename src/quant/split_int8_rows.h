@@ -42,6 +42,32 @@ bool DotRowsSplitInt8(const float* x, const std::uint8_t* codes, std::size_t row
 bool AxpyRowsSplitInt8(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
                        int n_rows, int bits, int n, float* out);
 
+// One width arena's share of a decode weighted sum, read where it is stored: row r belongs to
+// token tokens[r] (16-bit or 32-bit numbers: one of the two pointers is set) and has weight
+// probs[token] (0 for tokens >= n_probs), metadata metas[r] (AffineFromMeta at `bits`), n codes
+// of `bits` bits, and `outliers` exact values at positions outlier_index[r * outliers + j] < n
+// whose codes are 0 (reconstructed as the offset).
+struct WeightedRows {
+  const float* probs = nullptr;
+  std::uint32_t n_probs = 0;
+  const std::uint16_t* tokens16 = nullptr;
+  const std::uint32_t* tokens32 = nullptr;
+  const GroupMeta* metas = nullptr;
+  const std::uint8_t* codes = nullptr;
+  std::size_t row_bytes = 0;
+  int n_rows = 0;
+  int bits = 0;
+  int n = 0;
+  int outliers = 0;
+  const std::uint16_t* outlier_index = nullptr;
+  const float* outlier_values = nullptr;
+};
+
+// out[i] += sum over rows r of w_r dequant_r(i), w_r = probs[tokens[r]], outliers included: the
+// weights, the metadata's affine form, the offsets' sum and the outlier corrections are formed
+// block by block beside the integer products (one pass over the arena instead of four).
+bool WeightedSumSplitInt8(const WeightedRows& rows, float* out);
+
 // The split itself, scalar, for tests: levels[l][i] and scales[l] with
 // x[i] ~ sum_l scales[l] * levels[l][i]. False for a non-finite x.
 bool SplitInt8Ref(const float* x, int n, std::int8_t* levels0, std::int8_t* levels1, std::int8_t* levels2,

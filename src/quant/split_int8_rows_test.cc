@@ -7,6 +7,7 @@
 
 #include "quant/split_int8_rows.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -18,6 +19,7 @@
 
 #include "qaq/quant.h"
 #include "quant/bitpack.h"
+#include "quant/fp16.h"
 #include "quant/packed_dot_ref.h"
 
 namespace qaq::internal {
@@ -154,6 +156,106 @@ TEST(SplitInt8Test, AttentionShapedInputsMatchTheReference) {
             ASSERT_NEAR(dots[std::size_t(row)], DotPackedRef(q.data(), q_sum, RowOf(r, row), bits, m, n),
                         1e-5 * abs_terms + split_bound)
                 << "bits " << bits << " n " << n << " row " << row << " spread " << spread;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The one-pass weighted sum of an arena (WeightedSumSplitInt8) against dequantize-then-add: rows
+// whose weights come from a probability row through their token numbers (16- and 32-bit, some
+// tokens past the row: weight 0), metadata as stored fp16 pairs, 0, 2 or 4 exact outliers per
+// row at positions whose code is 0.
+TEST(SplitInt8Test, WeightedSumOfAnArenaMatchesDequantizeThenAdd) {
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> log_weight(-60.0f, 0.0f);
+  std::normal_distribution<float> normal;
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (const int n : {64, 128, 256}) {
+      for (const int n_rows : {8, 64, 65, 200}) {
+        for (const int k : {0, 2, 4}) {
+          for (const bool wide_tokens : {false, true}) {
+            std::vector<std::uint8_t> codes(static_cast<std::size_t>(n));
+            const std::size_t row_bytes = BytesFor(std::size_t(n), bits);
+            std::vector<std::uint8_t> packed(row_bytes * std::size_t(n_rows));
+            std::vector<GroupMeta> metas;
+            std::vector<std::uint16_t> outlier_index;
+            std::vector<float> outlier_values;
+            std::vector<std::vector<float>> dequantized;
+            std::uniform_int_distribution<int> code(0, (1 << bits) - 1), position(0, n - 1);
+            for (int row = 0; row < n_rows; ++row) {
+              for (auto& c : codes) c = std::uint8_t(code(rng));
+              std::vector<std::uint16_t> positions;
+              while (int(positions.size()) < k) {
+                const auto p = std::uint16_t(position(rng));
+                if (std::find(positions.begin(), positions.end(), p) == positions.end()) positions.push_back(p);
+              }
+              std::sort(positions.begin(), positions.end());
+              for (const std::uint16_t p : positions) codes[p] = 0;
+              PackCodes(codes, bits, packed.data() + std::size_t(row) * row_bytes);
+              const float lo = normal(rng);
+              const GroupMeta meta{FloatToFp16(lo), FloatToFp16(lo + std::abs(normal(rng)) + 0.01f)};
+              metas.push_back(meta);
+              std::vector<float> deq(static_cast<std::size_t>(n), 0.0f);
+              AxpyPackedRef(1.0f, packed.data() + std::size_t(row) * row_bytes, bits, AffineFromMeta(meta, bits), n,
+                            deq.data());
+              for (const std::uint16_t p : positions) {
+                outlier_index.push_back(p);
+                outlier_values.push_back(deq[p] = 20.0f * normal(rng));
+              }
+              dequantized.push_back(deq);
+            }
+            // Tokens: n_rows of first .. first + n_rows + 9 in random order, where the row of
+            // probabilities ends at first + n_rows + 4 (32-bit numbers start past 65535).
+            const std::uint32_t first = wide_tokens ? 65536u : 0u;
+            std::vector<std::uint32_t> tokens(static_cast<std::size_t>(n_rows + 10));
+            for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = first + std::uint32_t(i);
+            std::shuffle(tokens.begin(), tokens.end(), rng);
+            tokens.resize(static_cast<std::size_t>(n_rows));
+            const std::uint32_t n_probs = first + std::uint32_t(n_rows + 4);
+            std::vector<float> probs(n_probs, 0.0f);
+            for (float& p : probs) p = std::exp(log_weight(rng));
+            std::vector<std::uint16_t> tokens16(tokens.begin(), tokens.end());
+
+            WeightedRows in;
+            in.probs = probs.data();
+            in.n_probs = n_probs;
+            if (wide_tokens) {
+              in.tokens32 = tokens.data();
+            } else {
+              in.tokens16 = tokens16.data();
+            }
+            in.metas = metas.data();
+            in.codes = packed.data();
+            in.row_bytes = row_bytes;
+            in.n_rows = n_rows;
+            in.bits = bits;
+            in.n = n;
+            in.outliers = k;
+            in.outlier_index = outlier_index.data();
+            in.outlier_values = outlier_values.data();
+            std::vector<float> out(static_cast<std::size_t>(n), 0.5f);
+            ASSERT_EQ(WeightedSumSplitInt8(in, out.data()), IntegerKernelsAvailable());
+            if (!IntegerKernelsAvailable()) continue;
+            for (int i = 0; i < n; ++i) {
+              double ref = 0.5, magnitude = 0.5;
+              for (int row = 0; row < n_rows; ++row) {
+                const std::uint32_t t = tokens[std::size_t(row)];
+                const double term = t < n_probs ? double(probs[t]) * dequantized[std::size_t(row)][std::size_t(i)] : 0.0;
+                ref += term, magnitude += std::abs(term);
+              }
+              ASSERT_NEAR(out[std::size_t(i)], ref, 1e-5 * magnitude)
+                  << "bits " << bits << " n " << n << " rows " << n_rows << " outliers " << k << " element " << i;
+            }
+            // A NaN weight: nothing written, the caller's float path carries it.
+            if (n_rows == 65 && k == 2) {
+              const std::vector<float> before = out;
+              const auto live = std::find_if(tokens.begin(), tokens.end(), [&](std::uint32_t t) { return t < n_probs; });
+              probs[*live] = std::numeric_limits<float>::quiet_NaN();
+              EXPECT_FALSE(WeightedSumSplitInt8(in, out.data()));
+              EXPECT_EQ(out, before);
+            }
           }
         }
       }
