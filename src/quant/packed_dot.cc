@@ -959,6 +959,9 @@ float ChannelQuery(const float* q, const GroupMeta* metas, int n, float* scaled)
 template <int B>
 void DotChannelRowsT(const float* q, const GroupMeta* metas, const std::uint8_t* codes, std::size_t row_bytes,
                      int n_rows, int n, float* out) {
+  if constexpr (B > 0) {
+    if (DotChannelRowsSplitInt8(q, metas, codes, row_bytes, n_rows, B, n, out)) return;
+  }
   alignas(64) float local[kPlanMaxN];
   std::vector<float> heap;
   float* scaled = local;

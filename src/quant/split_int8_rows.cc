@@ -280,10 +280,11 @@ QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t*
   return Combine(a, scale);
 }
 
-// out[r] for every row, the query split into q.
+// out[r] = constant + the row's products with the query split into q, for every row.
 template <bool kNibbles, int kChunks>
 QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
-                                std::size_t chunk_bytes, const __m512i q[][3], const float scale[3], float* out) {
+                                std::size_t chunk_bytes, const __m512i q[][3], const float scale[3], float constant,
+                                float* out) {
   const std::uint8_t* end = codes + std::size_t(n_rows - 1) * row_bytes + std::size_t(kChunks) * chunk_bytes;
   // (No lambda for the row: it would be compiled without the target's extensions.)
 #define QAQ_ROW_DOT(r) RowDot<kNibbles, kChunks>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, q, scale)
@@ -294,21 +295,18 @@ QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* co
       const int f = r + 4 * i;
       b[i] = SumFour(QAQ_ROW_DOT(f), QAQ_ROW_DOT(f + 1), QAQ_ROW_DOT(f + 2), QAQ_ROW_DOT(f + 3));
     }
-    _mm512_storeu_ps(out + r, FinishSixteen(b));
+    _mm512_storeu_ps(out + r, _mm512_add_ps(FinishSixteen(b), _mm512_set1_ps(constant)));
   }
-  for (; r < n_rows; ++r) out[r] = _mm512_reduce_add_ps(QAQ_ROW_DOT(r));
+  for (; r < n_rows; ++r) out[r] = constant + _mm512_reduce_add_ps(QAQ_ROW_DOT(r));
 #undef QAQ_ROW_DOT
 }
 
-}  // namespace
-
-QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
-                                        int bits, int n, float* out) {
-  const float max_abs = MaxAbs(x, n);
-  if (!std::isfinite(max_abs)) return false;
+// out[r] = constant + x . codes of row r: x (n values, finite) split and the rows run.
+QAQ_VNNI_ATTR void DotSplitQuery(const float* x, float max_abs, const std::uint8_t* codes, std::size_t row_bytes,
+                                 int n_rows, int bits, int n, float constant, float* out) {
   if (max_abs == 0.0f) {
-    std::fill(out, out + n_rows, 0.0f);
-    return true;
+    std::fill(out, out + n_rows, constant);
+    return;
   }
   const SplitScales s = MakeSplitScales(max_abs);
   const bool nibbles = bits == 4 && n % (2 * kChunk) == 0;
@@ -335,13 +333,49 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
   const CodeWidener widen(bits);
   const std::size_t chunk_bytes = std::size_t(8 * bits);
   switch (chunks + (nibbles ? 4 : 0)) {
-    case 1: DotRowsSplit<false, 1>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
-    case 2: DotRowsSplit<false, 2>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
-    case 3: DotRowsSplit<false, 3>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
-    case 4: DotRowsSplit<false, 4>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
-    case 6: DotRowsSplit<true, 2>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
-    case 8: DotRowsSplit<true, 4>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, out); break;
+    case 1: DotRowsSplit<false, 1>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, constant, out); break;
+    case 2: DotRowsSplit<false, 2>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, constant, out); break;
+    case 3: DotRowsSplit<false, 3>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, constant, out); break;
+    case 4: DotRowsSplit<false, 4>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, constant, out); break;
+    case 6: DotRowsSplit<true, 2>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, constant, out); break;
+    case 8: DotRowsSplit<true, 4>(widen, codes, row_bytes, n_rows, chunk_bytes, q, s.scale, constant, out); break;
   }
+}
+
+}  // namespace
+
+QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows,
+                                        int bits, int n, float* out) {
+  const float max_abs = MaxAbs(x, n);
+  if (!std::isfinite(max_abs)) return false;
+  DotSplitQuery(x, max_abs, codes, row_bytes, n_rows, bits, n, 0.0f, out);
+  return true;
+}
+
+// The scaled query q * scale_i and q . offset formed from the fp16 metadata in one pass with its
+// largest magnitude (ChannelQuery and MaxAbs fused: this runs once per block of rows).
+QAQ_VNNI_ATTR bool DotChannelRowsSplitInt8Vnni(const float* q, const GroupMeta* metas, const std::uint8_t* codes,
+                                               std::size_t row_bytes, int n_rows, int bits, int n, float* out) {
+  alignas(64) float scaled[kChunk * kMaxChunks];
+  const __m512 step = _mm512_set1_ps(PowerOfTwo(-bits)), half = _mm512_set1_ps(0.5f);
+  __m512 constant = _mm512_setzero_ps(), max = _mm512_setzero_ps();
+  __mmask16 nan = 0;
+  for (int i = 0; i < n; i += 16) {
+    const __m512i m = _mm512_loadu_si512(metas + i);
+    const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(m));
+    const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(m, 16)));
+    const __m512 scale = _mm512_mul_ps(_mm512_sub_ps(hi, lo), step);  // AffineFromMeta, exactly
+    const __m512 qv = _mm512_loadu_ps(q + i);
+    const __m512 x = _mm512_mul_ps(qv, scale);
+    _mm512_store_ps(scaled + i, x);
+    constant = _mm512_fmadd_ps(qv, _mm512_fmadd_ps(half, scale, lo), constant);
+    const __m512 a = _mm512_abs_ps(x);
+    nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+    max = _mm512_max_ps(max, a);
+  }
+  const float max_abs = _mm512_reduce_max_ps(max), sum = _mm512_reduce_add_ps(constant);
+  if (nan != 0 || !std::isfinite(max_abs) || !std::isfinite(sum)) return false;
+  DotSplitQuery(scaled, max_abs, codes, row_bytes, n_rows, bits, n, sum, out);
   return true;
 }
 
@@ -538,6 +572,16 @@ bool AxpyRowsSplitInt8Impl(const float* w, const std::uint8_t* codes, std::size_
 #endif
 }
 
+bool DotChannelRowsSplitInt8Impl(const float* q, const GroupMeta* metas, const std::uint8_t* codes,
+                                 std::size_t row_bytes, int n_rows, int bits, int n, float* out) {
+#if HWY_TARGET == HWY_AVX3_DL
+  return Applies(n_rows, bits, n) && DotChannelRowsSplitInt8Vnni(q, metas, codes, row_bytes, n_rows, bits, n, out);
+#else
+  (void)q, (void)metas, (void)codes, (void)row_bytes, (void)n_rows, (void)bits, (void)n, (void)out;
+  return false;
+#endif
+}
+
 bool WeightedSumSplitInt8Impl(const WeightedRows& rows, float* out) {
 #if HWY_TARGET == HWY_AVX3_DL
   return Applies(rows.n_rows, rows.bits, rows.n) && WeightedSumSplitInt8Vnni(rows, out);
@@ -556,6 +600,12 @@ namespace qaq::internal {
 HWY_EXPORT(DotRowsSplitInt8Impl);
 HWY_EXPORT(AxpyRowsSplitInt8Impl);
 HWY_EXPORT(WeightedSumSplitInt8Impl);
+HWY_EXPORT(DotChannelRowsSplitInt8Impl);
+
+bool DotChannelRowsSplitInt8(const float* q, const GroupMeta* metas, const std::uint8_t* codes, std::size_t row_bytes,
+                             int n_rows, int bits, int n, float* out) {
+  return HWY_DYNAMIC_DISPATCH(DotChannelRowsSplitInt8Impl)(q, metas, codes, row_bytes, n_rows, bits, n, out);
+}
 
 bool WeightedSumSplitInt8(const WeightedRows& rows, float* out) {
   return HWY_DYNAMIC_DISPATCH(WeightedSumSplitInt8Impl)(rows, out);

@@ -38,6 +38,11 @@ inline constexpr double kSplitInt8Error = 1.0 / (2.0 * 127.0 * 254.0 * 254.0);
 bool DotRowsSplitInt8(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows, int bits, int n,
                       float* out);
 
+// out[r] = q . dequant(row r) for rows of per-channel codes (channel_dot.h): channel i of every
+// row has the affine form of channel_metas[i] at `bits`.
+bool DotChannelRowsSplitInt8(const float* q, const GroupMeta* channel_metas, const std::uint8_t* codes,
+                             std::size_t row_bytes, int n_rows, int bits, int n, float* out);
+
 // out[i] += sum over rows r of w[r] * metas[r].scale * code_ri (the offsets are the caller's).
 bool AxpyRowsSplitInt8(const float* w, const std::uint8_t* codes, std::size_t row_bytes, const AffineMeta* metas,
                        int n_rows, int bits, int n, float* out);
