@@ -495,7 +495,7 @@ QAQ_VNNI_ATTR bool WeightedSumVnni(const WeightedRows& in, const Token* tokens, 
       _mm512_store_ps(weights + i, _mm512_mul_ps(wv, scale));
       offsets_sum = _mm512_fmadd_ps(wv, offset, offsets_sum);
     }
-    if (!sums.AddBlock(r0, rows, weights)) return false;  // nothing written yet
+    if (in.bits > 0 && !sums.AddBlock(r0, rows, weights)) return false;  // nothing written yet
     // An outlier's code is 0, reconstructed as the offset: the exact value adds w (value - offset).
     const std::uint16_t* index = in.outlier_index + std::size_t(r0) * k;
     const float* values = in.outlier_values + std::size_t(r0) * k;
@@ -584,7 +584,9 @@ bool DotChannelRowsSplitInt8Impl(const float* q, const GroupMeta* metas, const s
 
 bool WeightedSumSplitInt8Impl(const WeightedRows& rows, float* out) {
 #if HWY_TARGET == HWY_AVX3_DL
-  return Applies(rows.n_rows, rows.bits, rows.n) && WeightedSumSplitInt8Vnni(rows, out);
+  // Width 0 too: no codes, the weights, offsets and outliers only.
+  return (rows.bits == 0 || Applies(rows.n_rows, rows.bits, rows.n)) && rows.n_rows >= kSplitInt8MinRows &&
+         rows.n % 64 == 0 && rows.n <= 256 && WeightedSumSplitInt8Vnni(rows, out);
 #else
   (void)rows, (void)out;
   return false;

@@ -171,7 +171,7 @@ TEST(SplitInt8Test, WeightedSumOfAnArenaMatchesDequantizeThenAdd) {
   std::mt19937 rng(4);
   std::uniform_real_distribution<float> log_weight(-60.0f, 0.0f);
   std::normal_distribution<float> normal;
-  for (int bits = 1; bits <= 8; ++bits) {
+  for (int bits = 0; bits <= 8; ++bits) {
     for (const int n : {64, 128, 256}) {
       for (const int n_rows : {8, 64, 65, 200}) {
         for (const int k : {0, 2, 4}) {
