@@ -290,6 +290,10 @@ QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* co
 #define QAQ_ROW_DOT(r) RowDot<kNibbles, kChunks>(widen, codes + std::size_t(r) * row_bytes, end, chunk_bytes, q, scale)
   int r = 0;
   for (; r + 16 <= n_rows; r += 16) {
+    // Rows 32 ahead (past the last row too: the blocks of channel keys follow each other, and a
+    // prefetch never faults).
+    const std::uint8_t* ahead = codes + std::size_t(r + 32) * row_bytes;
+    for (std::size_t b = 0; b < 16 * row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + b), _MM_HINT_T0);
     __m512 b[4];
     for (int i = 0; i < 4; ++i) {
       const int f = r + 4 * i;
@@ -401,6 +405,13 @@ class RowSums {
   // Adds sum_r weights[r] codes of row r0 + r for r < rows (weights[rows..] are 0); false, adding
   // nothing, when a weight is not finite.
   QAQ_VNNI_ATTR bool AddBlock(int r0, int rows, const float weights[kWeightBlock]) {
+    {
+      // The next block's codes: without this the loads below waited on memory (the hardware
+      // prefetchers follow these short runs too late), 20-30% of the weighted sum's time.
+      const std::uint8_t* next = codes_ + std::size_t(r0 + kWeightBlock) * row_bytes_;
+      const std::uint8_t* stop = std::min(next + kWeightBlock * row_bytes_, end_);
+      for (const std::uint8_t* p = next; p < stop; p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+    }
     const float max_abs = MaxAbs(weights, rows);
     if (!std::isfinite(max_abs)) return false;
     if (max_abs == 0.0f) return true;
