@@ -70,7 +70,9 @@ struct WeightedRows {
 
 // out[i] += sum over rows r of w_r dequant_r(i), w_r = probs[tokens[r]], outliers included: the
 // weights, the metadata's affine form, the offsets' sum and the outlier corrections are formed
-// block by block beside the integer products (one pass over the arena instead of four).
+// block by block beside the integer products (one pass over the arena instead of four). Takes
+// width 0 too (offsets and outliers only); false, writing nothing, as the functions above, and
+// also for a non-finite weight, offset or outlier correction.
 bool WeightedSumSplitInt8(const WeightedRows& rows, float* out);
 
 // The split itself, scalar, for tests: levels[l][i] and scales[l] with
