@@ -973,10 +973,6 @@ void DotChannelRowsT(const float* q, const GroupMeta* metas, const std::uint8_t*
   if constexpr (B == 0) {
     for (int r = 0; r < n_rows; ++r) out[r] = constant;
   } else {
-    if (DotRowsSplitInt8(scaled, codes, row_bytes, n_rows, B, n, out)) {
-      for (int r = 0; r < n_rows; ++r) out[r] += constant;
-      return;
-    }
 #if QAQ_WIDE_PLAN
     // The plan path of DotRowsPlanned with the scaled query put straight into the duplicated plan
     // order (stacked short rows keep their own path, as in DotRowsT).

@@ -167,6 +167,23 @@ struct CodeWidener {
   }
 };
 
+// The affine forms (AffineFromMeta) of 16 fp16 metadata pairs: scale = (max - min) step with
+// step = 2^-B, offset = min + scale / 2, both exact as there.
+QAQ_VNNI_ATTR inline void AffineFromSixteenMetas(__m512i metas, __m512 step, __m512& scale, __m512& offset) {
+  const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(metas));
+  const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(metas, 16)));
+  scale = _mm512_mul_ps(_mm512_sub_ps(hi, lo), step);
+  offset = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), scale, lo);
+}
+
+// Asks for the cache lines of bytes [from, to) after `base`. The addresses are formed as
+// integers: they may lie past the array (a prefetch never faults), where pointer arithmetic
+// would not be allowed.
+inline void PrefetchBytes(const void* base, std::size_t from, std::size_t to) {
+  const auto address = reinterpret_cast<std::uintptr_t>(base);
+  for (std::size_t i = from; i < to; i += 64) _mm_prefetch(reinterpret_cast<const char*>(address + i), _MM_HINT_T0);
+}
+
 // max |x_i|, or NaN when some x_i is NaN (max alone would drop it).
 QAQ_VNNI_ATTR float MaxAbs(const float* x, int n) {
   __m512 m = _mm512_setzero_ps();
@@ -292,8 +309,7 @@ QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* co
   for (; r + 16 <= n_rows; r += 16) {
     // Rows 32 ahead (past the last row too: the blocks of channel keys follow each other, and a
     // prefetch never faults).
-    const std::uint8_t* ahead = codes + std::size_t(r + 32) * row_bytes;
-    for (std::size_t b = 0; b < 16 * row_bytes; b += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + b), _MM_HINT_T0);
+    PrefetchBytes(codes, std::size_t(r + 32) * row_bytes, std::size_t(r + 48) * row_bytes);
     __m512 b[4];
     for (int i = 0; i < 4; ++i) {
       const int f = r + 4 * i;
@@ -361,18 +377,16 @@ QAQ_VNNI_ATTR bool DotRowsSplitInt8Vnni(const float* x, const std::uint8_t* code
 QAQ_VNNI_ATTR bool DotChannelRowsSplitInt8Vnni(const float* q, const GroupMeta* metas, const std::uint8_t* codes,
                                                std::size_t row_bytes, int n_rows, int bits, int n, float* out) {
   alignas(64) float scaled[kChunk * kMaxChunks];
-  const __m512 step = _mm512_set1_ps(PowerOfTwo(-bits)), half = _mm512_set1_ps(0.5f);
+  const __m512 step = _mm512_set1_ps(PowerOfTwo(-bits));
   __m512 constant = _mm512_setzero_ps(), max = _mm512_setzero_ps();
   __mmask16 nan = 0;
   for (int i = 0; i < n; i += 16) {
-    const __m512i m = _mm512_loadu_si512(metas + i);
-    const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(m));
-    const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(m, 16)));
-    const __m512 scale = _mm512_mul_ps(_mm512_sub_ps(hi, lo), step);  // AffineFromMeta, exactly
+    __m512 scale, offset;
+    AffineFromSixteenMetas(_mm512_loadu_si512(metas + i), step, scale, offset);
     const __m512 qv = _mm512_loadu_ps(q + i);
     const __m512 x = _mm512_mul_ps(qv, scale);
     _mm512_store_ps(scaled + i, x);
-    constant = _mm512_fmadd_ps(qv, _mm512_fmadd_ps(half, scale, lo), constant);
+    constant = _mm512_fmadd_ps(qv, offset, constant);
     const __m512 a = _mm512_abs_ps(x);
     nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
     max = _mm512_max_ps(max, a);
@@ -405,13 +419,10 @@ class RowSums {
   // Adds sum_r weights[r] codes of row r0 + r for r < rows (weights[rows..] are 0); false, adding
   // nothing, when a weight is not finite.
   QAQ_VNNI_ATTR bool AddBlock(int r0, int rows, const float weights[kWeightBlock]) {
-    {
-      // The next block's codes: without this the loads below waited on memory (the hardware
-      // prefetchers follow these short runs too late), 20-30% of the weighted sum's time.
-      const std::uint8_t* next = codes_ + std::size_t(r0 + kWeightBlock) * row_bytes_;
-      const std::uint8_t* stop = std::min(next + kWeightBlock * row_bytes_, end_);
-      for (const std::uint8_t* p = next; p < stop; p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
-    }
+    // The next block's codes: without this the loads below waited on memory (the hardware
+    // prefetchers follow these short runs too late), 20-30% of the weighted sum's time.
+    const std::size_t next = std::size_t(r0 + kWeightBlock) * row_bytes_;
+    PrefetchBytes(codes_, next, std::min(next + kWeightBlock * row_bytes_, std::size_t(end_ - codes_)));
     const float max_abs = MaxAbs(weights, rows);
     if (!std::isfinite(max_abs)) return false;
     if (max_abs == 0.0f) return true;
@@ -476,7 +487,7 @@ QAQ_VNNI_ATTR inline __m512i LoadTokens(const std::uint32_t* p, int valid) {
 template <typename Token>
 QAQ_VNNI_ATTR bool WeightedSumVnni(const WeightedRows& in, const Token* tokens, float* out) {
   RowSums sums(in.codes, in.row_bytes, in.n_rows, in.bits, in.n);
-  const __m512 step = _mm512_set1_ps(std::ldexp(1.0f, -in.bits)), half = _mm512_set1_ps(0.5f);
+  const __m512 step = _mm512_set1_ps(PowerOfTwo(-in.bits));
   const __m512i limit = _mm512_set1_epi32(std::int32_t(std::min<std::uint32_t>(in.n_probs, 0x7fffffffu)));
   __m512 offsets_sum = _mm512_setzero_ps();
   alignas(64) float corrections[kChunk * kMaxChunks] = {};
@@ -494,13 +505,9 @@ QAQ_VNNI_ATTR bool WeightedSumVnni(const WeightedRows& in, const Token* tokens, 
       const __mmask16 live = __mmask16(valid >= 16 ? 0xffffu : (1u << valid) - 1u);
       const __m512 wv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live & _mm512_cmplt_epi32_mask(token, limit),
                                                  token, in.probs, 4);
-      // 16 metas (min, max as fp16 pairs): AffineFromMeta's scale = (max - min) 2^-B and
-      // offset = min + scale / 2, both exact as there.
       const __m512i m = valid >= 16 ? _mm512_loadu_si512(in.metas + r0 + i) : _mm512_maskz_loadu_epi32(live, in.metas + r0 + i);
-      const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(m));
-      const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(m, 16)));
-      const __m512 scale = _mm512_mul_ps(_mm512_sub_ps(hi, lo), step);
-      const __m512 offset = _mm512_fmadd_ps(half, scale, lo);
+      __m512 scale, offset;
+      AffineFromSixteenMetas(m, step, scale, offset);
       _mm512_store_ps(w + i, wv);
       _mm512_store_ps(offsets + i, offset);
       _mm512_store_ps(weights + i, _mm512_mul_ps(wv, scale));
@@ -559,9 +566,9 @@ HWY_BEFORE_NAMESPACE();
 namespace qaq::internal {
 namespace HWY_NAMESPACE {
 
-bool Applies(int n_rows, int bits, int n) {
-  return bits >= 1 && bits <= 8 && n > 0 && n % 64 == 0 && n <= 256 && n_rows >= kSplitInt8MinRows;
-}
+bool ShapeApplies(int n_rows, int n) { return n > 0 && n % 64 == 0 && n <= 256 && n_rows >= kSplitInt8MinRows; }
+
+bool Applies(int n_rows, int bits, int n) { return bits >= 1 && bits <= 8 && ShapeApplies(n_rows, n); }
 
 bool DotRowsSplitInt8Impl(const float* x, const std::uint8_t* codes, std::size_t row_bytes, int n_rows, int bits,
                           int n, float* out) {
@@ -596,8 +603,7 @@ bool DotChannelRowsSplitInt8Impl(const float* q, const GroupMeta* metas, const s
 bool WeightedSumSplitInt8Impl(const WeightedRows& rows, float* out) {
 #if HWY_TARGET == HWY_AVX3_DL
   // Width 0 too: no codes, the weights, offsets and outliers only.
-  return (rows.bits == 0 || Applies(rows.n_rows, rows.bits, rows.n)) && rows.n_rows >= kSplitInt8MinRows &&
-         rows.n % 64 == 0 && rows.n <= 256 && WeightedSumSplitInt8Vnni(rows, out);
+  return rows.bits >= 0 && rows.bits <= 8 && ShapeApplies(rows.n_rows, rows.n) && WeightedSumSplitInt8Vnni(rows, out);
 #else
   (void)rows, (void)out;
   return false;
