@@ -321,6 +321,46 @@ QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* co
 #undef QAQ_ROW_DOT
 }
 
+// Rows of 64 4-bit codes stored back to back (32 bytes each), two rows per 64-byte load: the low
+// nibbles are the even codes of both rows, the high ones the odd codes, and the query, split in
+// that order (32 even values, then 32 odd), stands in both 256-bit halves of q_even and q_odd.
+// One row's products are then half a vector, so the byte permute and multishift of the widening,
+// the float combination and the first level of the lane sums are paid once per two rows (at
+// head_dim 64 these, not the integer products, were most of a row's instructions).
+QAQ_VNNI_ATTR inline __m512 RowPairDot(__m512i bytes, const __m512i q_even[3], const __m512i q_odd[3],
+                                       const float scale[3]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i even = _mm512_and_si512(bytes, low4), odd = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+  __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+  for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], even, q_even[l]);
+  for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], odd, q_odd[l]);
+  return Combine(a, scale);
+}
+
+// out[r] = constant + the products of row r (RowPairDot's layout) for every row.
+QAQ_VNNI_ATTR void DotRowPairsSplit(const std::uint8_t* codes, int n_rows, const __m512i q_even[3],
+                                    const __m512i q_odd[3], const float scale[3], float constant, float* out) {
+  constexpr std::size_t kRowBytes = 32;
+  int r = 0;
+  for (; r + 16 <= n_rows; r += 16) {
+    PrefetchBytes(codes, std::size_t(r + 32) * kRowBytes, std::size_t(r + 48) * kRowBytes);
+    __m512 b[4];
+    for (int i = 0; i < 4; ++i) {
+      const std::uint8_t* p = codes + std::size_t(r + 4 * i) * kRowBytes;
+      const __m512 v01 = RowPairDot(_mm512_loadu_si512(p), q_even, q_odd, scale);       // rows 4i, 4i + 1
+      const __m512 v23 = RowPairDot(_mm512_loadu_si512(p + 64), q_even, q_odd, scale);  // rows 4i + 2, 4i + 3
+      // 128-bit block k: four partial sums of row 4 i + k, as SumFour leaves them.
+      b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v01, v23, 0x88), _mm512_shuffle_f32x4(v01, v23, 0xdd));
+    }
+    _mm512_storeu_ps(out + r, _mm512_add_ps(FinishSixteen(b), _mm512_set1_ps(constant)));
+  }
+  for (; r < n_rows; ++r) {  // one row in the low half, zeros above (a 32-byte load stays in the row)
+    const __m512i bytes =
+        _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + std::size_t(r) * kRowBytes)));
+    out[r] = constant + _mm512_reduce_add_ps(RowPairDot(bytes, q_even, q_odd, scale));
+  }
+}
+
 // out[r] = constant + x . codes of row r: x (n values, finite) split and the rows run.
 QAQ_VNNI_ATTR void DotSplitQuery(const float* x, float max_abs, const std::uint8_t* codes, std::size_t row_bytes,
                                  int n_rows, int bits, int n, float constant, float* out) {
@@ -329,6 +369,19 @@ QAQ_VNNI_ATTR void DotSplitQuery(const float* x, float max_abs, const std::uint8
     return;
   }
   const SplitScales s = MakeSplitScales(max_abs);
+  alignas(64) std::int8_t levels[3][kChunk * kMaxChunks];
+  if (bits == 4 && n == kChunk && row_bytes == 32) {  // two rows per vector (DotRowPairsSplit)
+    alignas(64) float even_odd[kChunk];
+    for (int i = 0; i < kChunk / 2; ++i) even_odd[i] = x[2 * i], even_odd[kChunk / 2 + i] = x[2 * i + 1];
+    SplitLevels(even_odd, kChunk, s, levels[0], levels[1], levels[2]);
+    __m512i q_even[3], q_odd[3];
+    for (int l = 0; l < 3; ++l) {
+      q_even[l] = _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(levels[l])));
+      q_odd[l] = _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(levels[l] + kChunk / 2)));
+    }
+    DotRowPairsSplit(codes, n_rows, q_even, q_odd, s.scale, constant, out);
+    return;
+  }
   const bool nibbles = bits == 4 && n % (2 * kChunk) == 0;
   alignas(64) float in_nibble_order[kChunk * kMaxChunks];
   if (nibbles) {  // each 128 values: the 64 even ones, then the 64 odd ones
@@ -343,7 +396,6 @@ QAQ_VNNI_ATTR void DotSplitQuery(const float* x, float max_abs, const std::uint8
     }
     x = in_nibble_order;
   }
-  alignas(64) std::int8_t levels[3][kChunk * kMaxChunks];
   SplitLevels(x, n, s, levels[0], levels[1], levels[2]);
   const int chunks = n / kChunk;
   __m512i q[kMaxChunks][3];
