@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -35,6 +36,7 @@
 #include "model/parallel.h"
 #include "qaq/kv_cache.h"
 #include "qaq/kv_config.h"
+#include "qaq/quant.h"
 
 namespace qaq {
 namespace {
@@ -47,9 +49,31 @@ const char* const kQaqTokenKeys = "qaq,keys=token,prerope=0,granularity=head,tie
 const char* const kQaqChannelKeys = "qaq,granularity=head,tier=none,prerope=0";
 const char* const kQaqChannelKeysPrerope = "qaq,granularity=head,tier=none,prerope";
 
-std::string WithTargets(const std::string& spec, int n_tokens) {
+// The key formula's |q~|^2, the same at every head size, given to the QAQ caches as a calibration
+// file. Without one they take the fallback, 300 / head_dim, which doubles |q~|^2 at head_dim 64
+// and gives its keys a fifth bit (a 3.9-bit mix there against 3.4 at 128): the two head sizes
+// would not be measured on the same mix.
+constexpr double kBenchQNormSq = 300.0 / 128.0;
+
+// The file for `shape` (written once per shape into the temporary folder), or "" if it cannot be.
+std::string CalibrationFile(const KvCacheShape& shape) {
+  static std::map<std::pair<int, int>, std::string> written;
+  std::string& path = written[{shape.n_layers, shape.n_kv_heads}];
+  if (!path.empty()) return path;
+  const std::string candidate = (std::filesystem::temp_directory_path() /
+                                 fmt::format("qaq-bench-qnorm-{}x{}.json", shape.n_layers, shape.n_kv_heads))
+                                    .string();
+  if (QueryNormCalibration::Constant(shape.n_layers, shape.n_kv_heads, kBenchQNormSq).Save(candidate).ok()) {
+    path = candidate;
+  }
+  return path;
+}
+
+std::string WithTargets(const std::string& spec, int n_tokens, const KvCacheShape& shape) {
   if (spec.rfind("qaq", 0) != 0) return spec;
-  return spec + ",key_error=" + std::to_string(kKeyTargetTimesT / n_tokens) +
+  const std::string calibration = CalibrationFile(shape);
+  return spec + (calibration.empty() ? "" : ",calib=" + calibration) +
+         ",key_error=" + std::to_string(kKeyTargetTimesT / n_tokens) +
          ",value_error=" + std::to_string(kValueTargetTimesSqrtT / std::sqrt(double(n_tokens)));
 }
 
@@ -164,7 +188,7 @@ KvCache* FilledCache(const std::string& spec, const KvCacheShape& shape, int n_t
   if (key == want && cache) return cache.get();
   cache.reset();
   key.clear();
-  auto made = MakeKvCache(WithTargets(spec, n_tokens), shape);
+  auto made = MakeKvCache(WithTargets(spec, n_tokens, shape), shape);
   if (!made.ok()) return nullptr;
   cache = std::move(made).value();
   Fill(*cache, n_tokens, 1);
@@ -269,7 +293,8 @@ void BM_AttentionVsFp16(benchmark::State& state, std::string spec) {
 void BM_Update(benchmark::State& state, std::string spec) {
   const int n_tokens = int(state.range(0)), n_layers = int(state.range(1));
   const int n_heads = 32, head_dim = 128, extra = 64;
-  auto made = MakeKvCache(WithTargets(spec, n_tokens), Shape(n_layers, n_heads, head_dim, n_tokens + extra));
+  const KvCacheShape shape = Shape(n_layers, n_heads, head_dim, n_tokens + extra);
+  auto made = MakeKvCache(WithTargets(spec, n_tokens, shape), shape);
   if (!made.ok()) {
     state.SkipWithError(made.status().message().c_str());
     return;
