@@ -271,6 +271,30 @@ QAQ_VNNI_ATTR inline void AccumulateFourRows(const __m512i u[4], const std::int8
   }
 }
 
+// a[l] += the products of 64 bytes of 4-bit codes with a split query: the low nibbles (the even
+// codes) with q_low, the high nibbles (the odd codes) with q_high. No byte permute.
+QAQ_VNNI_ATTR inline void AccumulateNibbles(__m512i bytes, const __m512i q_low[3], const __m512i q_high[3],
+                                            __m512i a[3]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i low = _mm512_and_si512(bytes, low4), high = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+  for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], low, q_low[l]);
+  for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], high, q_high[l]);
+}
+
+// x in the order AccumulateNibbles takes it: each group of `group` values (64 or 128; n a
+// multiple of it) as its group / 2 even values, then its group / 2 odd ones.
+QAQ_VNNI_ATTR void EvenThenOdd(const float* x, int n, int group, float* out) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int b = 0; b < n; b += group) {
+    for (int j = 0; j < group / 32; ++j) {
+      const __m512 lo = _mm512_loadu_ps(x + b + 32 * j), hi = _mm512_loadu_ps(x + b + 32 * j + 16);
+      _mm512_store_ps(out + b + 16 * j, _mm512_permutex2var_ps(lo, even, hi));
+      _mm512_store_ps(out + b + group / 2 + 16 * j, _mm512_permutex2var_ps(lo, odd, hi));
+    }
+  }
+}
+
 // One row's products with the split query, lane by lane (the caller sums the lanes): kChunks
 // chunks of 64 codes. kNibbles (4-bit codes, an even number of chunks): each 64 bytes of the row
 // give two chunks without a byte permute, the low nibbles (codes 2j) and the high ones (codes
@@ -281,12 +305,8 @@ QAQ_VNNI_ATTR inline __m512 RowDot(const CodeWidener& widen, const std::uint8_t*
                                    std::size_t chunk_bytes, const __m512i q[][3], const float scale[3]) {
   __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
   if constexpr (kNibbles) {
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
     for (int c = 0; c < kChunks; c += 2) {
-      const __m512i bytes = _mm512_loadu_si512(row + std::size_t(c) * chunk_bytes);
-      const __m512i low = _mm512_and_si512(bytes, low4), high = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
-      for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], low, q[c][l]);
-      for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], high, q[c + 1][l]);
+      AccumulateNibbles(_mm512_loadu_si512(row + std::size_t(c) * chunk_bytes), q[c], q[c + 1], a);
     }
   } else {
     for (int c = 0; c < kChunks; ++c) {
@@ -329,11 +349,8 @@ QAQ_VNNI_ATTR void DotRowsSplit(const CodeWidener& widen, const std::uint8_t* co
 // head_dim 64 these, not the integer products, were most of a row's instructions).
 QAQ_VNNI_ATTR inline __m512 RowPairDot(__m512i bytes, const __m512i q_even[3], const __m512i q_odd[3],
                                        const float scale[3]) {
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i even = _mm512_and_si512(bytes, low4), odd = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
   __m512i a[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-  for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], even, q_even[l]);
-  for (int l = 0; l < 3; ++l) DotBytesAccumulate(a[l], odd, q_odd[l]);
+  AccumulateNibbles(bytes, q_even, q_odd, a);
   return Combine(a, scale);
 }
 
@@ -370,10 +387,10 @@ QAQ_VNNI_ATTR void DotSplitQuery(const float* x, float max_abs, const std::uint8
   }
   const SplitScales s = MakeSplitScales(max_abs);
   alignas(64) std::int8_t levels[3][kChunk * kMaxChunks];
+  alignas(64) float in_nibble_order[kChunk * kMaxChunks];
   if (bits == 4 && n == kChunk && row_bytes == 32) {  // two rows per vector (DotRowPairsSplit)
-    alignas(64) float even_odd[kChunk];
-    for (int i = 0; i < kChunk / 2; ++i) even_odd[i] = x[2 * i], even_odd[kChunk / 2 + i] = x[2 * i + 1];
-    SplitLevels(even_odd, kChunk, s, levels[0], levels[1], levels[2]);
+    EvenThenOdd(x, n, kChunk, in_nibble_order);
+    SplitLevels(in_nibble_order, kChunk, s, levels[0], levels[1], levels[2]);
     __m512i q_even[3], q_odd[3];
     for (int l = 0; l < 3; ++l) {
       q_even[l] = _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(levels[l])));
@@ -383,17 +400,8 @@ QAQ_VNNI_ATTR void DotSplitQuery(const float* x, float max_abs, const std::uint8
     return;
   }
   const bool nibbles = bits == 4 && n % (2 * kChunk) == 0;
-  alignas(64) float in_nibble_order[kChunk * kMaxChunks];
   if (nibbles) {  // each 128 values: the 64 even ones, then the 64 odd ones
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    for (int b = 0; b < n; b += 2 * kChunk) {
-      for (int j = 0; j < kChunk / 16; ++j) {
-        const __m512 lo = _mm512_loadu_ps(x + b + 32 * j), hi = _mm512_loadu_ps(x + b + 32 * j + 16);
-        _mm512_store_ps(in_nibble_order + b + 16 * j, _mm512_permutex2var_ps(lo, even, hi));
-        _mm512_store_ps(in_nibble_order + b + kChunk + 16 * j, _mm512_permutex2var_ps(lo, odd, hi));
-      }
-    }
+    EvenThenOdd(x, n, 2 * kChunk, in_nibble_order);
     x = in_nibble_order;
   }
   SplitLevels(x, n, s, levels[0], levels[1], levels[2]);
