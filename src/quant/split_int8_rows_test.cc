@@ -70,6 +70,27 @@ TEST(SplitInt8Test, LevelsReconstructWithinTheStatedBound) {
       }
     }
   }
+  // Values at and next to the half-way points of every level-1 step (where a rounding could push
+  // a level past 127 without the bound in MakeSplitScales), for maxima across a binade.
+  for (const float max_abs : {0.5f, 0.75f, 0.999999f, 1.0f, 1.0e-20f * 1.33f}) {
+    std::vector<float> x;
+    x.push_back(max_abs);
+    for (int k = -127; k < 127; ++k) {
+      const float half = max_abs * (float(k) + 0.5f) / 127.0f;
+      x.insert(x.end(), {half, std::nextafter(half, -1.0f), std::nextafter(half, 1.0f)});
+    }
+    x.push_back(-max_abs);
+    while (x.size() % 16 != 0) x.push_back(0.0f);
+    const auto n = int(x.size());
+    std::vector<std::int8_t> l0(x.size()), l1(x.size()), l2(x.size());
+    float scales[3];
+    ASSERT_TRUE(SplitInt8Ref(x.data(), n, l0.data(), l1.data(), l2.data(), scales));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double back = double(scales[0]) * l0[i] + double(scales[1]) * l1[i] + double(scales[2]) * l2[i];
+      ASSERT_NEAR(back, double(x[i]), kSplitInt8Error * max_abs * (1 + 1e-6)) << max_abs << " i " << i;
+      ASSERT_GE(std::min({l0[i], l1[i], l2[i]}), -127) << max_abs << " i " << i;
+    }
+  }
   std::vector<float> zeros(32, 0.0f);
   std::vector<std::int8_t> l(32, 5);
   float scales[3] = {1, 1, 1};
