@@ -12,8 +12,10 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
@@ -51,6 +53,21 @@ Rows MakeRows(std::mt19937& rng, int bits, int n, int n_rows) {
 
 const std::uint8_t* RowOf(const Rows& r, int row) { return r.packed.data() + std::size_t(row) * r.row_bytes; }
 
+// Splits x (a multiple of 16 values) and checks every value against the stated bound and every
+// level against [-127, 127].
+void ExpectSplitWithinTheBound(const std::vector<float>& x, const std::string& label) {
+  std::vector<std::int8_t> l0(x.size()), l1(x.size()), l2(x.size());
+  float scales[3];
+  ASSERT_TRUE(SplitInt8Ref(x.data(), int(x.size()), l0.data(), l1.data(), l2.data(), scales)) << label;
+  double max_abs = 0;
+  for (float v : x) max_abs = std::max(max_abs, double(std::abs(v)));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double back = double(scales[0]) * l0[i] + double(scales[1]) * l1[i] + double(scales[2]) * l2[i];
+    ASSERT_NEAR(back, double(x[i]), kSplitInt8Error * max_abs * (1 + 1e-6)) << label << " i " << i;
+    ASSERT_GE(std::min({l0[i], l1[i], l2[i]}), -127) << label << " i " << i;
+  }
+}
+
 TEST(SplitInt8Test, LevelsReconstructWithinTheStatedBound) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
@@ -58,38 +75,19 @@ TEST(SplitInt8Test, LevelsReconstructWithinTheStatedBound) {
     for (const int n : {16, 64, 128, 256}) {
       std::vector<float> x(static_cast<std::size_t>(n));
       for (float& v : x) v = normal(rng) * magnitude;
-      std::vector<std::int8_t> l0(x.size()), l1(x.size()), l2(x.size());
-      float scales[3];
-      ASSERT_TRUE(SplitInt8Ref(x.data(), n, l0.data(), l1.data(), l2.data(), scales));
-      double max_abs = 0;
-      for (float v : x) max_abs = std::max(max_abs, double(std::abs(v)));
-      for (std::size_t i = 0; i < x.size(); ++i) {
-        const double back = double(scales[0]) * l0[i] + double(scales[1]) * l1[i] + double(scales[2]) * l2[i];
-        ASSERT_NEAR(back, double(x[i]), kSplitInt8Error * max_abs * (1 + 1e-6)) << magnitude << " n " << n << " i " << i;
-        ASSERT_GE(std::min({l0[i], l1[i], l2[i]}), -127);
-      }
+      ExpectSplitWithinTheBound(x, fmt::format("magnitude {} n {}", magnitude, n));
     }
   }
   // Values at and next to the half-way points of every level-1 step (where a rounding could push
   // a level past 127 without the bound in MakeSplitScales), for maxima across a binade.
   for (const float max_abs : {0.5f, 0.75f, 0.999999f, 1.0f, 1.0e-20f * 1.33f}) {
-    std::vector<float> x;
-    x.push_back(max_abs);
+    std::vector<float> x = {max_abs, -max_abs};
     for (int k = -127; k < 127; ++k) {
       const float half = max_abs * (float(k) + 0.5f) / 127.0f;
       x.insert(x.end(), {half, std::nextafter(half, -1.0f), std::nextafter(half, 1.0f)});
     }
-    x.push_back(-max_abs);
     while (x.size() % 16 != 0) x.push_back(0.0f);
-    const auto n = int(x.size());
-    std::vector<std::int8_t> l0(x.size()), l1(x.size()), l2(x.size());
-    float scales[3];
-    ASSERT_TRUE(SplitInt8Ref(x.data(), n, l0.data(), l1.data(), l2.data(), scales));
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const double back = double(scales[0]) * l0[i] + double(scales[1]) * l1[i] + double(scales[2]) * l2[i];
-      ASSERT_NEAR(back, double(x[i]), kSplitInt8Error * max_abs * (1 + 1e-6)) << max_abs << " i " << i;
-      ASSERT_GE(std::min({l0[i], l1[i], l2[i]}), -127) << max_abs << " i " << i;
-    }
+    ExpectSplitWithinTheBound(x, fmt::format("half-way points, max {}", max_abs));
   }
   std::vector<float> zeros(32, 0.0f);
   std::vector<std::int8_t> l(32, 5);
